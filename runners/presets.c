@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int lra_placeholder_presets;

@@ -1,0 +1,2 @@
+/* options.c — placeholder while it is being written. */
+typedef int lra_placeholder_options;
