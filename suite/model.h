@@ -66,8 +66,15 @@ void lra_model_backward(lra_model *m);
 
 const float *lra_model_logits(const lra_model *m); /* (batch, classes) of the last forward */
 
-/* Flat buffers and their table. */
+/* A hash of the discrete choices of the last forward pass (the signs of the head's ReLU
+ * inputs). Gradient checks skip directions that change it: there the loss has a kink. */
+uint64_t lra_model_branch_signature(const lra_model *m);
+
+/* Flat buffers and their table. The buffers are lra_model_n_params() floats long, including
+ * alignment padding between tensors (always zero); lra_model_n_trainable() counts real
+ * parameters only. */
 size_t lra_model_n_params(const lra_model *m);
+size_t lra_model_n_trainable(const lra_model *m);
 float *lra_model_params(lra_model *m);
 float *lra_model_grads(lra_model *m);
 float *lra_model_adam_m(lra_model *m);

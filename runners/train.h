@@ -1,0 +1,32 @@
+/* train.h — one training run: data, model, optimiser, evaluation, results file. */
+#ifndef LRA_TRAIN_H
+#define LRA_TRAIN_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+typedef enum { LRA_RUN_FINISHED, LRA_RUN_DIVERGED, LRA_RUN_FAILED } lra_run_status;
+
+typedef struct lra_train_opts {
+    const char *out; /* HDF5 results file, or NULL */
+    int quiet;       /* no progress output */
+} lra_train_opts;
+
+typedef struct lra_train_result {
+    lra_run_status status;
+    int steps_done;
+    int diverged_step;   /* first step with a non-finite loss, or -1 */
+    double best_val_acc; /* validation accuracy of the kept checkpoint */
+    int best_step;
+    double test_acc, test_loss;
+    double seconds;      /* wall time of the training loop */
+} lra_train_result;
+
+/* Runs cfg to the end. Returns 0 when the run finished or diverged (see res->status), or -1
+ * with a message when it could not run (unknown task or variant, bad data, rejected shape,
+ * unwritable results file). */
+int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_result *res,
+                  char *err, size_t errlen);
+
+#endif
