@@ -16,8 +16,11 @@
  *  - init() validates the options against the shape (return a negative LRA_ATTN_E* code and a
  *    message on rejection) and fills params and state from ctx->seed. It runs once per model.
  *  - forward() writes out and the cache. backward() reads the cache and ADDS into dq, dk, dv and
- *    dparams, so gradients from several consumers accumulate. Neither returns an error: every
- *    failure was ruled out in init().
+ *    dparams, so gradients from several consumers accumulate. backward() leaves the cache as it
+ *    found it, so it may run more than once per forward (the tests do). Neither returns an
+ *    error: every failure was ruled out in init().
+ *  - Scratch is shared by all threads of one call; a plugin that wants per-thread scratch sizes
+ *    it per (batch, head) slice, which bounds any thread count.
  *  - Random draws use lra_rng.h keyed by ctx->seed (fixed draws) or by ctx->seed and ctx->step
  *    (per-step draws such as dropout), so backward can regenerate them and results do not depend
  *    on the thread count.
@@ -91,9 +94,10 @@ typedef struct lra_attn_ctx {
     const float *key_mask;  /* (B, T) 1 = real token, 0 = padding */
     uint64_t seed;          /* fixed for this layer for the model's lifetime */
     uint64_t step;          /* optimiser step; changes per-step draws */
-    float dropout;          /* attention-probability dropout rate; 0 when not training */
+    float dropout;          /* attention-probability dropout rate in [0, 1); 0 when not
+                               training. Dropout alone does not make a variant STOCHASTIC. */
     int training;           /* 1 in a training step, 0 in evaluation */
-    int threads;            /* OpenMP threads available */
+    int threads;            /* OpenMP threads to use, >= 1 */
 } lra_attn_ctx;
 
 typedef struct lra_attention {

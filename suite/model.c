@@ -480,6 +480,19 @@ static void embed_forward(lra_model *m, int S)
     op_dropout_forward(x, x, (size_t)S * T * D, drop_rate(m), dropout_key(m, -1, SITE_EMBED));
 }
 
+/* The per-call part of layer l's plugin context: shape, mask, step, mode. */
+static lra_attn_ctx *prepare_attn(lra_model *m, int l, int S)
+{
+    lra_attn_ctx *c = &m->actx[l];
+    attn_ctx_shape(m, l, S);
+    c->key_mask = m->mask;
+    c->step = m->step;
+    c->training = m->training;
+    c->dropout = m->training ? (float)m->cfg.attn_dropout : 0.0f;
+    c->threads = lra_threads();
+    return c;
+}
+
 static void block_forward(lra_model *m, int l, int S)
 {
     const int N = S * m->T, D = m->D, Q = m->Q, M = m->M;
@@ -493,13 +506,7 @@ static void block_forward(lra_model *m, int l, int S)
     op_split_heads(a->qh, m->t_qkv, 3 * Q, S, m->T, m->H, m->Dh);
     op_split_heads(a->kh, m->t_qkv + Q, 3 * Q, S, m->T, m->H, m->Dh);
     op_split_heads(a->vh, m->t_qkv + 2 * Q, 3 * Q, S, m->T, m->H, m->Dh);
-    lra_attn_ctx *c = &m->actx[l];
-    attn_ctx_shape(m, l, S);
-    c->key_mask = m->mask;
-    c->step = m->step;
-    c->training = m->training;
-    c->dropout = m->training ? (float)m->cfg.attn_dropout : 0.0f;
-    m->attn->forward(c, a->qh, a->kh, a->vh, a->ao);
+    m->attn->forward(prepare_attn(m, l, S), a->qh, a->kh, a->vh, a->ao);
     op_merge_heads(m->t_q, Q, a->ao, S, m->T, m->H, m->Dh, 0);
     op_linear_forward(m->t_d, m->t_q, p.wo, NULL, N, Q, D);
     op_dropout_forward(m->t_d, m->t_d, (size_t)N * D, pd, dropout_key(m, l, SITE_ATTN_OUT));
@@ -640,13 +647,8 @@ static void block_backward(lra_model *m, int l, int S)
     zero(m->dqh, NQ);
     zero(m->dkh, NQ);
     zero(m->dvh, NQ);
-    lra_attn_ctx *c = &m->actx[l];
-    attn_ctx_shape(m, l, S);
-    c->key_mask = m->mask;
-    c->step = m->step;
-    c->training = m->training;
-    c->dropout = m->training ? (float)m->cfg.attn_dropout : 0.0f;
-    m->attn->backward(c, a->qh, a->kh, a->vh, a->ao, m->dao, m->dqh, m->dkh, m->dvh);
+    m->attn->backward(prepare_attn(m, l, S), a->qh, a->kh, a->vh, a->ao, m->dao, m->dqh, m->dkh,
+                      m->dvh);
     op_merge_heads(m->t_qkv, 3 * Q, m->dqh, S, m->T, m->H, m->Dh, 0);
     op_merge_heads(m->t_qkv + Q, 3 * Q, m->dkh, S, m->T, m->H, m->Dh, 0);
     op_merge_heads(m->t_qkv + 2 * Q, 3 * Q, m->dvh, S, m->T, m->H, m->Dh, 0);

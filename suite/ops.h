@@ -35,7 +35,7 @@ void op_linear_backward(float *dx, float *dw, float *db, const float *dy, const 
                         const float *w, int n, int in, int out);
 
 /* y (n, d) = (x - mean) * rstd * g + b per row; saves mean (n) and rstd (n). eps = 1e-6 as in
- * flax's LayerNorm. */
+ * flax's LayerNorm. g and b are required. */
 void op_layernorm_forward(float *y, float *mean, float *rstd, const float *x, const float *g,
                           const float *b, int n, int d);
 void op_layernorm_backward(float *dx, float *dg, float *db, const float *dy, const float *x,
@@ -55,9 +55,10 @@ void op_relu_backward(float *dx, const float *dy, const float *x, size_t n);
 void op_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key);
 void op_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t key);
 
-/* Softmax cross-entropy over C classes for n examples. Writes probs (n, C), returns the mean
- * loss over the examples with weight[i] != 0 (weight may be NULL = all 1); weights let a padded
- * final evaluation batch count only its real rows. Loss is accumulated in double. */
+/* Softmax cross-entropy over C classes for n examples. Writes probs (n, C) and returns the
+ * weighted mean loss sum_i w_i loss_i / sum_i w_i (weight NULL = all 1); rows with weight 0 are
+ * skipped, so a padded final evaluation batch counts only its real rows. Loss accumulates in
+ * double. */
 double op_xent_forward(float *probs, const float *logits, const int32_t *labels,
                        const float *weight, int n, int C);
 /* dlogits += (probs - onehot) * weight[i] / sum(weight). */

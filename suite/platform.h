@@ -2,12 +2,13 @@
 #ifndef LRA_PLATFORM_H
 #define LRA_PLATFORM_H
 
-/* Call first in main(). OpenBLAS 0.3.21 detects AVX-512 Zen 4 CPUs as Haswell and picks its
- * AVX2 sgemm kernel (about 210 GFLOP/s on 2 cores here, against 380 with the AVX-512 kernel).
- * OpenBLAS reads OPENBLAS_CORETYPE once, when the library is loaded, before main() runs. So when
- * the CPU has AVX-512 and the user has not chosen a core type, this sets it (Cooperlake when the
- * CPU has AVX512-BF16, SkylakeX otherwise) and re-executes the program, once. It never overrides
- * a value the user set. */
+/* Call first in main(). On this machine OpenBLAS 0.3.21 runs its AVX2 "Haswell" sgemm (about
+ * 210 GFLOP/s on 2 cores) instead of the AVX-512 kernel (about 390), because the environment
+ * carries OPENBLAS_CORETYPE=Haswell (older OpenBLAS builds also misdetect AVX-512 Zen CPUs).
+ * OpenBLAS reads the variable once, when the library loads, before main() runs. So when the
+ * loaded kernel is weaker than the CPU supports, this sets OPENBLAS_CORETYPE to the best core
+ * (Cooperlake with AVX512-BF16, else SkylakeX) and re-executes the program once.
+ * LRA_OPENBLAS_CORETYPE=NAME forces a core type; LRA_NO_REEXEC=1 disables the mechanism. */
 void lra_platform_init(int argc, char **argv);
 
 /* What the process runs on, for results files: CPU model name, the OpenBLAS core type and

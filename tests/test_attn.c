@@ -1,2 +1,639 @@
-/* placeholder */
-int main(void) { return 0; }
+/* test_attn.c — the checks every registered attention variant must pass (style.md §7).
+ *
+ * For each variant in the registry, at 1 and at 2 OpenMP threads, on B = 2, H = 2, T = 8, Dh = 4
+ * with the last 3 keys of batch 1 padded:
+ *  - directional gradient checks of L = Σ out∘R, one set of directions per input (q, k, v,
+ *    parameters), in evaluation and with attention dropout 0.25 (fixed seed and step, so the
+ *    mask is fixed);
+ *  - two runs at the same thread count give bit-identical outputs and gradients;
+ *  - padded keys and values cannot change any output; (batch, head) slices are independent;
+ *  - backward adds into dq, dk and dv;
+ *  - LRA_ATTN_EXACT variants match a double-precision softmax attention written here, forward
+ *    and backward, also with a `scale` option when they have one, and give 0 for a batch whose
+ *    keys are all padded;
+ *  - the mean output over many dropout masks approaches the output without dropout.
+ * Every descriptor also passes lra_attn_validate, and names are unique.
+ *
+ * Output: one line per check ("PASS|WARN|FAIL variant t=N: what — detail"), then
+ * "N passed, N failed". Exit status 1 on any failure.
+ *
+ * --plant NAME runs the checks of variant NAME twice, each time with a bug planted in the
+ * gradients its backward returns: (1) dq and dk multiplied by sqrt(Dh), the 1/sqrt(d) scale
+ * dropped from backward (style.md §7); (2) the dk rows of two keys swapped. Each bug must make
+ * at least one check fail. Exit status 1 means every planted bug was caught (meson registers
+ * this run with should_fail); 0 means one slipped through, which turns that test red.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradcheck.h"
+#include "lra_attention.h"
+#include "lra_rng.h"
+#include "options.h"
+#include "registry.h"
+#include "util.h"
+
+enum { BATCH = 2, HEADS = 2, LEN = 8, DIM = 4, N_PADDED = 3 };
+#define NX ((size_t)BATCH * HEADS * LEN * DIM) /* floats in each of q, k, v, out */
+
+static const uint64_t TEST_SEED = 20240611; /* inputs and R */
+static const uint64_t CTX_SEED = 42;        /* ctx->seed: the plugin's fixed draws */
+static const uint64_t CTX_STEP = 7;         /* ctx->step: the plugin's per-step draws */
+
+/* Tolerances: reference comparisons relative to the largest reference value; 1e-6 where the
+ * result should be equal up to reordering of float sums. */
+static const double TOL_REFERENCE = 1e-5;
+static const double TOL_REORDER = 1e-6;
+
+/* Per-variant gradient-check overrides. A non-smooth variant (LRA_ATTN_NONSMOOTH: buckets,
+ * top-k, arg-max) must freeze its discrete choices when ctx->training == 0 and the seed is
+ * fixed, so that the finite differences see a smooth function. Where that is impossible, an
+ * entry here may loosen its check, at most to warn level (tol_pass up to 1e-2), with a comment
+ * saying why. Empty for now. */
+static const struct gc_override {
+    const char *name;
+    double eps, tol_pass, tol_warn;
+} gc_overrides[] = {
+    /* {.name = "example", .eps = 1e-2, .tol_pass = 1e-2, .tol_warn = 1e-2}, -- why */
+    {.name = NULL},
+};
+
+typedef enum { PLANT_NONE, PLANT_SCALE, PLANT_SWAP } plant_kind;
+static const char *const plant_names[] = {
+    [PLANT_NONE] = "none",
+    [PLANT_SCALE] = "dq, dk times sqrt(Dh)",
+    [PLANT_SWAP] = "dk rows of keys 1 and 5 swapped",
+};
+static plant_kind plant = PLANT_NONE;
+
+static int n_pass, n_fail;
+static char tag[64]; /* "variant t=N", the prefix of every line */
+
+/* The worst errors seen for the current variant, printed in its summary line. */
+static double worst_gc, worst_ref_fwd, worst_ref_bwd;
+
+LRA_PRINTF(3, 4) static void report(lra_gc_verdict v, const char *what, const char *fmt, ...)
+{
+    static const char *const word[] = {[LRA_GC_PASS] = "PASS", [LRA_GC_WARN] = "WARN",
+                                       [LRA_GC_FAIL] = "FAIL"};
+    char detail[256] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof detail, fmt, ap);
+        va_end(ap);
+    }
+    printf("%s %s: %s%s%s\n", word[v], tag, what, *detail ? " — " : "", detail);
+    if (v == LRA_GC_FAIL)
+        n_fail++;
+    else
+        n_pass++;
+}
+
+static lra_gc_verdict verdict(int ok) { return ok ? LRA_GC_PASS : LRA_GC_FAIL; }
+
+/* One variant set up on the test shape, with its inputs and gradient buffers. */
+typedef struct harness {
+    const lra_attention *a;
+    lra_attn_ctx ctx;
+    lra_attn_sizes sz;
+    float *q, *k, *v;        /* (B, H, T, Dh) inputs: q, k in (−2, 2), v in (−1, 1) */
+    float *out;              /* (B, H, T, Dh) */
+    float *r;                /* (B, H, T, Dh) the weights of L = Σ out∘r, hence dout = r */
+    float *dq, *dk, *dv;     /* (B, H, T, Dh) */
+    float *tq, *tk, *tv;     /* (B, H, T, Dh) one backward's increment, to plant a bug in */
+    float mask[BATCH * LEN]; /* (B, T) 1 = real key */
+} harness;
+
+static float *floats(size_t n) { return lra_alloc(n * sizeof(float), "test buffer"); }
+
+static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
+{
+    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
+}
+
+static size_t at(int b, int h, int t) { return (((size_t)b * HEADS + h) * LEN + t) * DIM; }
+
+/* Sets variant a up: options at their defaults, then `opt` ("name=value") if given. Returns 0,
+ * or 1 with the reason in why when the options or init reject the set-up. */
+static int harness_open(harness *h, const lra_attention *a, int threads, float dropout,
+                        const char *opt, char *why, size_t whylen)
+{
+    memset(h, 0, sizeof *h);
+    h->a = a;
+    lra_attn_ctx *c = &h->ctx;
+    c->shape = (lra_attn_shape){.batch = BATCH, .heads = HEADS, .len = LEN, .dim = DIM,
+                                .max_len = LEN};
+    c->priv = lra_alloc(a->priv_size, "plugin options");
+    lra_opts_defaults(a->options, c->priv);
+    if (opt) {
+        char name[64];
+        const char *eq = strchr(opt, '=');
+        snprintf(name, sizeof name, "%.*s", (int)(eq - opt), opt);
+        if (lra_opts_set(a->options, c->priv, name, eq + 1, why, whylen) != 0) return 1;
+    }
+    for (int b = 0; b < BATCH; b++)
+        for (int t = 0; t < LEN; t++) h->mask[b * LEN + t] = b == 1 && t >= LEN - N_PADDED ? 0 : 1;
+    c->key_mask = h->mask;
+    c->seed = CTX_SEED;
+    c->step = CTX_STEP;
+    c->training = dropout > 0.0f;
+    c->dropout = dropout;
+    c->threads = threads;
+    a->sizes(c, &h->sz);
+    c->params = floats(h->sz.n_params);
+    c->dparams = floats(h->sz.n_params);
+    c->state = floats(h->sz.n_state);
+    c->cache = floats(h->sz.n_cache);
+    c->scratch = floats(h->sz.n_scratch);
+    float **bufs[] = {&h->q, &h->k, &h->v, &h->out, &h->r, &h->dq, &h->dk, &h->dv,
+                      &h->tq, &h->tk, &h->tv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(NX);
+    /* q and k in (−2, 2), not (−1, 1): the logits then have a spread of about 1.3 instead of
+     * 0.33, so attention is not nearly uniform. Near-uniform attention makes the q and k
+     * gradients so small that float32 rounding of the loss (about 2e-5 on a finite difference
+     * at eps = 1e-2) dominates the directional checks. */
+    fill_uniform(h->q, NX, lra_key(TEST_SEED, 1), 2.0f);
+    fill_uniform(h->k, NX, lra_key(TEST_SEED, 2), 2.0f);
+    fill_uniform(h->v, NX, lra_key(TEST_SEED, 3), 1.0f);
+    fill_uniform(h->r, NX, lra_key(TEST_SEED, 4), 1.0f);
+    return a->init(c, why, whylen) == LRA_ATTN_OK ? 0 : 1;
+}
+
+static void harness_close(harness *h)
+{
+    lra_attn_ctx *c = &h->ctx;
+    if (h->a->free) h->a->free(c); /* also after a failed init: the contract allows it */
+    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, h->q, h->k,
+                    h->v, h->out, h->r, h->dq, h->dk, h->dv, h->tq, h->tk, h->tv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
+}
+
+static void forward(harness *h) { h->a->forward(&h->ctx, h->q, h->k, h->v, h->out); }
+
+/* One backward pass with dout = r, adding into dq, dk, dv and dparams, as the plugin would. With
+ * a planted bug the increment goes through tq, tk, tv, where the bug is applied. */
+static void backward(harness *h)
+{
+    if (plant == PLANT_NONE) {
+        h->a->backward(&h->ctx, h->q, h->k, h->v, h->out, h->r, h->dq, h->dk, h->dv);
+        return;
+    }
+    memset(h->tq, 0, NX * sizeof(float));
+    memset(h->tk, 0, NX * sizeof(float));
+    memset(h->tv, 0, NX * sizeof(float));
+    h->a->backward(&h->ctx, h->q, h->k, h->v, h->out, h->r, h->tq, h->tk, h->tv);
+    if (plant == PLANT_SCALE) {
+        const float c = sqrtf((float)DIM);
+        for (size_t i = 0; i < NX; i++) {
+            h->tq[i] *= c;
+            h->tk[i] *= c;
+        }
+    } else {
+        float *k1 = h->tk + at(0, 0, 1), *k5 = h->tk + at(0, 0, 5);
+        for (int e = 0; e < DIM; e++) {
+            const float t = k1[e];
+            k1[e] = k5[e];
+            k5[e] = t;
+        }
+    }
+    for (size_t i = 0; i < NX; i++) {
+        h->dq[i] += h->tq[i];
+        h->dk[i] += h->tk[i];
+        h->dv[i] += h->tv[i];
+    }
+}
+
+/* Fresh gradients at the current inputs: zero, forward, backward. */
+static void gradients(harness *h)
+{
+    memset(h->dq, 0, NX * sizeof(float));
+    memset(h->dk, 0, NX * sizeof(float));
+    memset(h->dv, 0, NX * sizeof(float));
+    if (h->sz.n_params) memset(h->ctx.dparams, 0, h->sz.n_params * sizeof(float));
+    forward(h);
+    backward(h);
+}
+
+/* L = Σ out∘r, accumulated in double. */
+static double loss(void *arg)
+{
+    harness *h = arg;
+    forward(h);
+    double l = 0.0;
+    for (size_t i = 0; i < NX; i++) l += (double)h->out[i] * h->r[i];
+    return l;
+}
+
+static double max_abs(const float *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)x[i]));
+    return m;
+}
+
+/* max |x − y| / max |y|, NaN-propagating (a NaN anywhere gives INFINITY). */
+static double rel_diff(const float *x, const double *y, size_t n)
+{
+    double err = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = fabs((double)x[i] - y[i]);
+        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
+        scale = fmax(scale, fabs(y[i]));
+    }
+    return err / fmax(scale, 1e-30);
+}
+
+/* The same with a float reference. */
+static double rel_diff_f(const float *x, const float *y, size_t n)
+{
+    double yd[NX];
+    LRA_ASSERT(n <= NX);
+    for (size_t i = 0; i < n; i++) yd[i] = y[i];
+    return rel_diff(x, yd, n);
+}
+
+static void check_gradients(harness *h, const char *when)
+{
+    lra_gradcheck_opts o = lra_gradcheck_defaults();
+    for (const struct gc_override *ov = gc_overrides; ov->name; ov++)
+        if (strcmp(ov->name, h->a->name) == 0) {
+            o.eps = ov->eps;
+            o.tol_pass = ov->tol_pass;
+            o.tol_warn = ov->tol_warn;
+        }
+    /* ctx->seed and ctx->step stay fixed, so the random draws of stochastic variants and the
+     * dropout mask are the same at every evaluation of the loss. */
+    gradients(h);
+    const struct {
+        const char *name;
+        float *x;
+        const float *g;
+        size_t n;
+    } in[] = {
+        {"q", h->q, h->dq, NX},
+        {"k", h->k, h->dk, NX},
+        {"v", h->v, h->dv, NX},
+        {"params", h->ctx.params, h->ctx.dparams, h->sz.n_params},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
+        if (in[i].n == 0) continue;
+        const lra_gradcheck_result r = lra_gradcheck(loss, h, in[i].x, in[i].g, in[i].n, &o);
+        char what[64];
+        snprintf(what, sizeof what, "gradient check %s%s", in[i].name, when);
+        report(r.verdict, what, "worst rel err %.2e (fd %+.6e, analytic %+.6e)", r.worst_rel,
+               r.fd_at_worst, r.an_at_worst);
+        worst_gc = fmax(worst_gc, r.worst_rel);
+    }
+}
+
+/* Two runs at the same thread count give bit-identical outputs and gradients. */
+static void check_repeatable(harness *h, const char *when)
+{
+    float o1[NX], q1[NX], k1[NX], v1[NX];
+    gradients(h);
+    memcpy(o1, h->out, sizeof o1);
+    memcpy(q1, h->dq, sizeof q1);
+    memcpy(k1, h->dk, sizeof k1);
+    memcpy(v1, h->dv, sizeof v1);
+    gradients(h);
+    const int same = !memcmp(o1, h->out, sizeof o1) && !memcmp(q1, h->dq, sizeof q1) &&
+                     !memcmp(k1, h->dk, sizeof k1) && !memcmp(v1, h->dv, sizeof v1);
+    char what[64];
+    snprintf(what, sizeof what, "two runs bit-identical%s", when);
+    report(verdict(same), what, NULL);
+}
+
+/* Changing the keys and values at padded positions changes no output: bit-identical for
+ * exact variants, within TOL_REORDER for the others (their sums may be ordered differently). */
+static void check_padding(harness *h)
+{
+    float base[NX], k0[NX], v0[NX];
+    forward(h);
+    memcpy(base, h->out, sizeof base);
+    memcpy(k0, h->k, sizeof k0);
+    memcpy(v0, h->v, sizeof v0);
+    for (int b = 0; b < BATCH; b++)
+        for (int t = 0; t < LEN; t++) {
+            if (h->mask[b * LEN + t] != 0.0f) continue;
+            for (int hh = 0; hh < HEADS; hh++) {
+                fill_uniform(h->k + at(b, hh, t), DIM, lra_key(TEST_SEED, 100 + at(b, hh, t)), 5);
+                fill_uniform(h->v + at(b, hh, t), DIM, lra_key(TEST_SEED, 200 + at(b, hh, t)), 5);
+            }
+        }
+    forward(h);
+    memcpy(h->k, k0, sizeof k0);
+    memcpy(h->v, v0, sizeof v0);
+    if (h->a->flags & LRA_ATTN_EXACT) {
+        report(verdict(!memcmp(base, h->out, sizeof base)), "padded keys and values ignored",
+               "bit-identical outputs");
+    } else {
+        const double d = rel_diff_f(h->out, base, NX);
+        report(verdict(d <= TOL_REORDER), "padded keys and values ignored", "rel diff %.2e", d);
+    }
+}
+
+/* Perturbing q, k and v of slice (b = 1, h = 1) leaves every other slice's output
+ * bit-identical. */
+static void check_slices(harness *h)
+{
+    float base[NX], q0[NX], k0[NX], v0[NX];
+    forward(h);
+    memcpy(base, h->out, sizeof base);
+    memcpy(q0, h->q, sizeof q0);
+    memcpy(k0, h->k, sizeof k0);
+    memcpy(v0, h->v, sizeof v0);
+    const size_t off = at(1, 1, 0), n = (size_t)LEN * DIM;
+    fill_uniform(h->q + off, n, lra_key(TEST_SEED, 301), 1.0f);
+    fill_uniform(h->k + off, n, lra_key(TEST_SEED, 302), 1.0f);
+    fill_uniform(h->v + off, n, lra_key(TEST_SEED, 303), 1.0f);
+    forward(h);
+    memcpy(h->q, q0, sizeof q0);
+    memcpy(h->k, k0, sizeof k0);
+    memcpy(h->v, v0, sizeof v0);
+    const int same = !memcmp(base, h->out, off * sizeof(float)) &&
+                     !memcmp(base + off + n, h->out + off + n, (NX - off - n) * sizeof(float));
+    report(verdict(same), "slices independent", "perturbed (b=1, h=1), others bit-identical");
+}
+
+/* Backward adds: a second backward on the same forward doubles dq, dk, dv (and dparams). */
+static void check_accumulates(harness *h)
+{
+    const size_t np = h->sz.n_params;
+    float *once = floats(3 * NX + np); /* dq, dk, dv, dparams after one backward */
+    gradients(h);
+    memcpy(once, h->dq, NX * sizeof(float));
+    memcpy(once + NX, h->dk, NX * sizeof(float));
+    memcpy(once + 2 * NX, h->dv, NX * sizeof(float));
+    if (np) memcpy(once + 3 * NX, h->ctx.dparams, np * sizeof(float));
+    backward(h);
+    const float *now[] = {h->dq, h->dk, h->dv, h->ctx.dparams};
+    const size_t n[] = {NX, NX, NX, np};
+    double *twice = lra_alloc((3 * NX + np) * sizeof(double), "test buffer");
+    double worst = 0.0;
+    for (size_t i = 0, off = 0; i < 4; off += n[i], i++) {
+        for (size_t j = 0; j < n[i]; j++) twice[off + j] = 2.0 * once[off + j];
+        if (n[i]) worst = fmax(worst, rel_diff(now[i], twice + off, n[i]));
+    }
+    lra_free(twice);
+    lra_free(once);
+    report(verdict(worst <= TOL_REORDER), "backward accumulates", "2nd call doubles: rel %.2e",
+           worst);
+}
+
+/* Softmax attention and its gradients for dout = r, in double, straight from the definitions
+ * (attention-variants.md §1): o_i = Σ_j p_ij v_j over real keys; dv_j = Σ_i p_ij do_i;
+ * dp_ij = do_i·v_j; ds_ij = p_ij (dp_ij − Σ_k p_ik dp_ik); dq_i = s Σ_j ds_ij k_j;
+ * dk_j = s Σ_i ds_ij q_i. A query without real keys gets o = 0. */
+static void reference(const harness *h, double s, double *o, double *gq, double *gk, double *gv)
+{
+    memset(gq, 0, NX * sizeof(double));
+    memset(gk, 0, NX * sizeof(double));
+    memset(gv, 0, NX * sizeof(double));
+    for (int b = 0; b < BATCH; b++)
+        for (int hh = 0; hh < HEADS; hh++) {
+            const size_t base = at(b, hh, 0);
+            const float *q = h->q + base, *k = h->k + base, *v = h->v + base, *dO = h->r + base;
+            const float *m = h->mask + b * LEN;
+            for (int i = 0; i < LEN; i++) {
+                double p[LEN], mx = -INFINITY, sum = 0.0;
+                for (int j = 0; j < LEN; j++) {
+                    p[j] = 0.0;
+                    for (int e = 0; e < DIM; e++) p[j] += (double)q[i * DIM + e] * k[j * DIM + e];
+                    p[j] *= s;
+                    if (m[j] != 0.0f) mx = fmax(mx, p[j]);
+                }
+                for (int j = 0; j < LEN; j++) {
+                    p[j] = m[j] != 0.0f ? exp(p[j] - mx) : 0.0;
+                    sum += p[j];
+                }
+                for (int j = 0; j < LEN; j++) p[j] = sum > 0.0 ? p[j] / sum : 0.0;
+                double dp[LEN], d = 0.0;
+                for (int e = 0; e < DIM; e++) {
+                    double acc = 0.0;
+                    for (int j = 0; j < LEN; j++) acc += p[j] * v[j * DIM + e];
+                    o[base + i * DIM + e] = acc;
+                }
+                for (int j = 0; j < LEN; j++) {
+                    dp[j] = 0.0;
+                    for (int e = 0; e < DIM; e++) {
+                        dp[j] += (double)dO[i * DIM + e] * v[j * DIM + e];
+                        gv[base + j * DIM + e] += p[j] * dO[i * DIM + e];
+                    }
+                    d += p[j] * dp[j];
+                }
+                for (int j = 0; j < LEN; j++) {
+                    const double ds = p[j] * (dp[j] - d);
+                    for (int e = 0; e < DIM; e++) {
+                        gq[base + i * DIM + e] += s * ds * k[j * DIM + e];
+                        gk[base + j * DIM + e] += s * ds * q[i * DIM + e];
+                    }
+                }
+            }
+        }
+}
+
+static void check_reference(harness *h, double s, const char *when)
+{
+    double *ref = malloc(4 * NX * sizeof(double)); /* o, dq, dk, dv: (B, H, T, Dh) each */
+    reference(h, s, ref, ref + NX, ref + 2 * NX, ref + 3 * NX);
+    gradients(h);
+    const float *got[] = {h->out, h->dq, h->dk, h->dv};
+    const char *name[] = {"out", "dq", "dk", "dv"};
+    for (int i = 0; i < 4; i++) {
+        const double err = rel_diff(got[i], ref + i * NX, NX);
+        char what[64];
+        snprintf(what, sizeof what, "matches double reference: %s%s", name[i], when);
+        report(verdict(err <= TOL_REFERENCE), what, "max abs err / max |ref| = %.2e", err);
+        if (i == 0)
+            worst_ref_fwd = fmax(worst_ref_fwd, err);
+        else
+            worst_ref_bwd = fmax(worst_ref_bwd, err);
+    }
+    free(ref);
+}
+
+/* Exact variants: a batch whose keys are all padded gives o = 0 and no gradient for it. Other
+ * variants: outputs and gradients stay finite. */
+static void check_all_padded(harness *h)
+{
+    for (int t = 0; t < LEN; t++) h->mask[LEN + t] = 0.0f;
+    gradients(h);
+    for (int t = 0; t < LEN; t++) h->mask[LEN + t] = t >= LEN - N_PADDED ? 0.0f : 1.0f;
+    const size_t b1 = at(1, 0, 0), n = NX - b1;
+    const float *buf[] = {h->out, h->dq, h->dk, h->dv};
+    int finite = 1;
+    double mx = 0.0;
+    for (int i = 0; i < 4; i++) {
+        for (size_t j = 0; j < NX; j++) finite &= isfinite(buf[i][j]);
+        mx = fmax(mx, max_abs(buf[i] + b1, n));
+    }
+    if (h->a->flags & LRA_ATTN_EXACT)
+        report(verdict(finite && mx == 0.0), "all-padded batch gives 0", "max |value| %.2e", mx);
+    else
+        report(verdict(finite), "all-padded batch stays finite", NULL);
+}
+
+/* With dropout the mean output over many steps approaches the output without dropout: each
+ * element within 5 standard errors (plus rounding). A variant that ignores dropout passes. */
+static void check_dropout_mean(harness *h)
+{
+    enum { STEPS = 500 };
+    double base[NX], mean[NX] = {0}, sq[NX] = {0};
+    lra_attn_ctx *c = &h->ctx;
+    const float rate = c->dropout;
+    c->training = 0;
+    c->dropout = 0.0f;
+    forward(h);
+    for (size_t i = 0; i < NX; i++) base[i] = h->out[i];
+    c->training = 1;
+    c->dropout = rate;
+    for (int s = 0; s < STEPS; s++) {
+        c->step = (uint64_t)s;
+        forward(h);
+        for (size_t i = 0; i < NX; i++) {
+            mean[i] += h->out[i];
+            sq[i] += (double)h->out[i] * h->out[i];
+        }
+    }
+    c->step = CTX_STEP;
+    double worst = 0.0, scale = 0.0; /* worst |mean − base| in standard errors */
+    for (size_t i = 0; i < NX; i++) scale = fmax(scale, fabs(base[i]));
+    for (size_t i = 0; i < NX; i++) {
+        mean[i] /= STEPS;
+        const double var = fmax(sq[i] / STEPS - mean[i] * mean[i], 0.0);
+        const double se = sqrt(var / STEPS) + TOL_REORDER * scale;
+        worst = fmax(worst, fabs(mean[i] - base[i]) / se);
+    }
+    report(verdict(worst <= 5.0), "dropout mean ~ no-dropout output",
+           "worst |mean - ref| = %.1f standard errors over %d steps", worst, STEPS);
+}
+
+/* All checks of one variant at one thread count. */
+static void run_variant(const lra_attention *a, int threads)
+{
+    char why[256] = "";
+    harness h;
+    snprintf(tag, sizeof tag, "%s t=%d", a->name, threads);
+    if (harness_open(&h, a, threads, 0.0f, NULL, why, sizeof why) != 0) {
+        /* A variant may reject this shape; the reference variant must not. */
+        if (strcmp(a->name, "softmax") == 0)
+            report(LRA_GC_FAIL, "init", "the reference variant rejected the test shape: %s",
+                   why);
+        else
+            printf("SKIP %s: init rejects the test shape: %s\n", tag, why);
+        harness_close(&h);
+        return;
+    }
+    check_repeatable(&h, "");
+    check_gradients(&h, "");
+    check_padding(&h);
+    check_slices(&h);
+    check_accumulates(&h);
+    check_all_padded(&h);
+    if (a->flags & LRA_ATTN_EXACT) check_reference(&h, 1.0 / sqrt((double)DIM), "");
+    harness_close(&h);
+
+    /* The reference comparison with a non-default scale, for exact variants that have one. */
+    if (a->flags & LRA_ATTN_EXACT) {
+        if (harness_open(&h, a, threads, 0.0f, "scale=0.75", why, sizeof why) == 0)
+            check_reference(&h, 0.75, " (scale=0.75)");
+        harness_close(&h);
+    }
+
+    /* Attention dropout: fixed seed and step give a fixed mask, so the gradient is exact. */
+    if (harness_open(&h, a, threads, 0.25f, NULL, why, sizeof why) == 0) {
+        check_repeatable(&h, " (dropout 0.25)");
+        check_gradients(&h, " (dropout 0.25)");
+        check_dropout_mean(&h);
+    } else {
+        report(LRA_GC_FAIL, "init with dropout 0.25", "%s", why);
+    }
+    harness_close(&h);
+}
+
+/* Descriptor checks: lra_attn_validate, option defaults in range, names unique and equal to the
+ * file names of built-ins. */
+static void check_descriptors(void)
+{
+    int nb = 0;
+    while (lra_builtin_attention[nb]) nb++;
+    for (int i = 0; i < lra_attn_count(); i++) {
+        const lra_attention *a = lra_attn_get(i);
+        char err[256] = "";
+        snprintf(tag, sizeof tag, "%s", a->name ? a->name : "(null)");
+        int ok = lra_attn_validate(a, err, sizeof err) == 0;
+        for (int j = 0; ok && a->options && a->options[j].name; j++) {
+            const lra_attn_option *o = &a->options[j];
+            if (o->type != LRA_OPT_CHOICE && !(o->def >= o->min && o->def <= o->max)) {
+                snprintf(err, sizeof err, "option '%s': default %g outside [%g, %g]", o->name,
+                         o->def, o->min, o->max);
+                ok = 0;
+            }
+        }
+        if (ok && i < nb && strcmp(a->name, lra_builtin_attention_files[i]) != 0) {
+            snprintf(err, sizeof err, "name differs from file attention/%s.c",
+                     lra_builtin_attention_files[i]);
+            ok = 0;
+        }
+        report(verdict(ok), "descriptor valid", "%s", err);
+        for (int j = 0; ok && j < i; j++)
+            if (strcmp(a->name, lra_attn_get(j)->name) == 0) {
+                report(LRA_GC_FAIL, "name unique", "variants %d and %d share it", j, i);
+                break;
+            }
+    }
+}
+
+/* All checks of one variant, at 1 and 2 threads, with its summary line. */
+static void run_all_threads(const lra_attention *a)
+{
+    worst_gc = worst_ref_fwd = worst_ref_bwd = 0.0;
+    for (int threads = 1; threads <= 2; threads++) run_variant(a, threads);
+    printf("     %s: worst gradient check %.2e", a->name, worst_gc);
+    if (a->flags & LRA_ATTN_EXACT)
+        printf(", reference forward %.2e, backward %.2e", worst_ref_fwd, worst_ref_bwd);
+    printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *plant_target = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--plant") == 0 && i + 1 < argc) {
+            plant_target = argv[++i];
+        } else {
+            fprintf(stderr, "usage: %s [--plant VARIANT]\n", argv[0]);
+            return 2;
+        }
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    if (plant_target) {
+        /* Exit 1 only if every planted bug made a check fail: that is this mode's success. */
+        const lra_attention *a = lra_attn_find(plant_target);
+        if (!a) {
+            printf("--plant: no variant named '%s'; nothing was caught\n", plant_target);
+            return 0;
+        }
+        int all_caught = 1;
+        for (plant = PLANT_SCALE; plant <= PLANT_SWAP; plant++) {
+            const int before = n_fail;
+            printf("== planted bug: %s\n", plant_names[plant]);
+            run_all_threads(a);
+            printf("== planted bug %s: %s by %d failing checks\n", plant_names[plant],
+                   n_fail > before ? "caught" : "NOT CAUGHT", n_fail - before);
+            all_caught &= n_fail > before;
+        }
+        printf("%d passed, %d failed\n", n_pass, n_fail);
+        return all_caught ? 1 : 0;
+    }
+
+    check_descriptors();
+    for (int i = 0; i < lra_attn_count(); i++) run_all_threads(lra_attn_get(i));
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
