@@ -107,6 +107,13 @@ typedef struct lra_attention {
     unsigned flags;                   /* LRA_ATTN_* */
     size_t priv_size;                 /* bytes of private state */
     const lra_attn_option *options;   /* zero-terminated table, or NULL */
+    /* Options ("name=value,name=value") that fit the tests' small shape (B 2, H 2, T 8, Dh 4):
+     * block sizes, feature counts. Applied before any other test option. NULL: defaults fit. */
+    const char *check_options;
+    /* Options under which the variant computes exact softmax attention at that shape (a window
+     * covering the sequence, all landmarks); the tests then compare it with the reference.
+     * NULL when the variant has no such limit. */
+    const char *softmax_limit_options;
 
     /* Float counts for ctx->shape and ctx->priv. Mandatory. */
     void (*sizes)(const lra_attn_ctx *ctx, lra_attn_sizes *out);

@@ -117,8 +117,27 @@ static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
 
 static size_t at(int b, int h, int t) { return (((size_t)b * HEADS + h) * LEN + t) * DIM; }
 
-/* Sets variant a up: options at their defaults, then `opt` ("name=value") if given. Returns 0,
- * or 1 with the reason in why when the options or init reject the set-up. */
+/* Applies "name=value,name=value" to the options in priv. */
+static int apply_options(const lra_attention *a, void *priv, const char *list, char *why,
+                         size_t whylen)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            snprintf(why, whylen, "option list '%s': '%s' is not name=value", list, kv);
+            return 1;
+        }
+        *eq = 0;
+        if (lra_opts_set(a->options, priv, kv, eq + 1, why, whylen) != 0) return 1;
+    }
+    return 0;
+}
+
+/* Sets variant a up: options at their defaults, then the variant's check_options, then `opt`
+ * ("name=value,...") if given. Returns 0, or 1 with the reason in why when the options or init
+ * reject the set-up. */
 static int harness_open(harness *h, const lra_attention *a, int threads, float dropout,
                         const char *opt, char *why, size_t whylen)
 {
@@ -129,12 +148,8 @@ static int harness_open(harness *h, const lra_attention *a, int threads, float d
                                 .max_len = LEN};
     c->priv = lra_alloc(a->priv_size, "plugin options");
     lra_opts_defaults(a->options, c->priv);
-    if (opt) {
-        char name[64];
-        const char *eq = strchr(opt, '=');
-        snprintf(name, sizeof name, "%.*s", (int)(eq - opt), opt);
-        if (lra_opts_set(a->options, c->priv, name, eq + 1, why, whylen) != 0) return 1;
-    }
+    if (a->check_options && apply_options(a, c->priv, a->check_options, why, whylen)) return 1;
+    if (opt && apply_options(a, c->priv, opt, why, whylen)) return 1;
     for (int b = 0; b < BATCH; b++)
         for (int t = 0; t < LEN; t++) h->mask[b * LEN + t] = b == 1 && t >= LEN - N_PADDED ? 0 : 1;
     c->key_mask = h->mask;
@@ -519,12 +534,9 @@ static void run_variant(const lra_attention *a, int threads)
     harness h;
     snprintf(tag, sizeof tag, "%s t=%d", a->name, threads);
     if (harness_open(&h, a, threads, 0.0f, NULL, why, sizeof why) != 0) {
-        /* A variant may reject this shape; the reference variant must not. */
-        if (strcmp(a->name, "softmax") == 0)
-            report(LRA_GC_FAIL, "init", "the reference variant rejected the test shape: %s",
-                   why);
-        else
-            printf("SKIP %s: init rejects the test shape: %s\n", tag, why);
+        /* Every variant must be testable: check_options exists to make it fit this shape. */
+        report(LRA_GC_FAIL, "init", "rejected the test shape (set check_options in the "
+               "descriptor): %s", why);
         harness_close(&h);
         return;
     }
@@ -541,6 +553,16 @@ static void run_variant(const lra_attention *a, int threads)
     if (a->flags & LRA_ATTN_EXACT) {
         if (harness_open(&h, a, threads, 0.0f, "scale=0.75", why, sizeof why) == 0)
             check_reference(&h, 0.75, " (scale=0.75)");
+        harness_close(&h);
+    }
+
+    /* A declared limit in which the variant equals softmax attention is verified here. */
+    if (a->softmax_limit_options) {
+        if (harness_open(&h, a, threads, 0.0f, a->softmax_limit_options, why, sizeof why) == 0)
+            check_reference(&h, 1.0 / sqrt((double)DIM), " (softmax limit)");
+        else
+            report(LRA_GC_FAIL, "softmax limit", "options '%s' rejected: %s",
+                   a->softmax_limit_options, why);
         harness_close(&h);
     }
 
