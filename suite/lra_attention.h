@@ -21,6 +21,8 @@
  *    error: every failure was ruled out in init().
  *  - Scratch is shared by all threads of one call; a plugin that wants per-thread scratch sizes
  *    it per (batch, head) slice, which bounds any thread count.
+ *  - Variants flagged NONSMOOTH keep their discrete choices in the cache and honour
+ *    ctx->freeze_choices (see below).
  *  - Random draws use lra_rng.h keyed by ctx->seed (fixed draws) or by ctx->seed and ctx->step
  *    (per-step draws such as dropout), so backward can regenerate them and results do not depend
  *    on the thread count.
@@ -98,6 +100,11 @@ typedef struct lra_attn_ctx {
                                training. Dropout alone does not make a variant STOCHASTIC. */
     int training;           /* 1 in a training step, 0 in evaluation */
     int threads;            /* OpenMP threads to use, >= 1 */
+    int freeze_choices;     /* NONSMOOTH variants: when 1, forward reuses the discrete choices
+                               (hash buckets, sort orders, top-k, sampled indices) that the
+                               last forward with freeze_choices == 0 stored in the cache,
+                               instead of recomputing them. Gradient checks set it so that
+                               finite differences see one smooth branch. */
 } lra_attn_ctx;
 
 typedef struct lra_attention {

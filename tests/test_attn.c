@@ -281,8 +281,11 @@ static void check_gradients(harness *h, const char *when)
             o.tol_warn = ov->tol_warn;
         }
     /* ctx->seed and ctx->step stay fixed, so the random draws of stochastic variants and the
-     * dropout mask are the same at every evaluation of the loss. */
+     * dropout mask are the same at every evaluation of the loss. Non-smooth variants make their
+     * discrete choices once, in this unperturbed pass, and reuse them while perturbed. */
+    h->ctx.freeze_choices = 0;
     gradients(h);
+    h->ctx.freeze_choices = (h->a->flags & LRA_ATTN_NONSMOOTH) != 0;
     const struct {
         const char *name;
         float *x;
@@ -303,6 +306,7 @@ static void check_gradients(harness *h, const char *when)
                r.fd_at_worst, r.an_at_worst);
         worst_gc = fmax(worst_gc, r.worst_rel);
     }
+    h->ctx.freeze_choices = 0;
 }
 
 /* Two runs at the same thread count give bit-identical outputs and gradients. */
