@@ -11,7 +11,8 @@ static void help(void)
 {
     printf("usage: lra train --task T --attn A [--preset P] [--steps N] [--seed S]\n"
            "                 [--set key=value]... [--threads N] [--out FILE.h5]\n"
-           "                 [--plugin PATH] [--print-config] [--quiet]\n\n"
+           "                 [--data-dir DIR] [--input PATH] [--plugin PATH]\n"
+           "                 [--print-config] [--quiet]\n\n"
            "Trains the LRA encoder with attention variant A on task T, evaluates on the\n"
            "validation split every eval_every steps, keeps the best parameters and reports\n"
            "their test accuracy.\n\n"
@@ -23,6 +24,9 @@ static void help(void)
            "                    option, task.NAME a task option (applied after the preset,\n"
            "                    in order)\n"
            "  --out FILE.h5     write the run (config, curves, final metrics) to HDF5\n"
+           "  --data-dir DIR    where the full datasets are (default: $LRA_DATA, else\n"
+           "                    ../shared/data; without them the samples in tasks/samples/)\n"
+           "  --input PATH      read the task from this file, directory or archive\n"
            "  --print-config    print the resolved configuration and exit\n"
            "  --plugin PATH     load an attention plugin .so (or a directory of them)\n"
            "  --quiet           no progress output\n\n"
@@ -57,6 +61,7 @@ static void add_setting(char (*sets)[256], int *n, const char *key, const char *
 int lra_cmd_train(int argc, char **argv)
 {
     const char *task = NULL, *attn = NULL, *preset = NULL, *out = NULL, *v = NULL;
+    const char *data_dir = NULL, *input = NULL;
     const char *key;
     static char sets[MAX_SETTINGS][256];
     int n_sets = 0, print_config = 0, quiet = 0;
@@ -71,7 +76,9 @@ int lra_cmd_train(int argc, char **argv)
         } else if (lra_arg_value(argc, argv, &i, "--task", &task, "train") ||
                    lra_arg_value(argc, argv, &i, "--attn", &attn, "train") ||
                    lra_arg_value(argc, argv, &i, "--preset", &preset, "train") ||
-                   lra_arg_value(argc, argv, &i, "--out", &out, "train")) {
+                   lra_arg_value(argc, argv, &i, "--out", &out, "train") ||
+                   lra_arg_value(argc, argv, &i, "--data-dir", &data_dir, "train") ||
+                   lra_arg_value(argc, argv, &i, "--input", &input, "train")) {
             continue;
         } else if (lra_arg_value(argc, argv, &i, "--plugin", &v, "train")) {
             if (lra_attn_load(v, err, sizeof err) != 0) lra_die("%s", err);
@@ -107,7 +114,7 @@ int lra_cmd_train(int argc, char **argv)
         return LRA_EXIT_OK;
     }
 
-    lra_train_opts opts = {.out = out, .quiet = quiet};
+    lra_train_opts opts = {.out = out, .data_dir = data_dir, .input = input, .quiet = quiet};
     lra_train_result res;
     if (lra_train_run(&cfg, &opts, &res, err, sizeof err) != 0) lra_die("%s", err);
     if (res.status == LRA_RUN_DIVERGED) {

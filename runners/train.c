@@ -142,6 +142,21 @@ static void record_setup(lra_results *r, const lra_config *c, const lra_model *m
     lra_results_attr_num(r, "attn_flops_forward_per_example", attn_flops);
 }
 
+static void record_data(lra_results *r, const lra_dataset split[LRA_N_SPLITS],
+                        const lra_provenance *prov)
+{
+    for (int s = 0; s < LRA_N_SPLITS; s++) {
+        char name[32];
+        snprintf(name, sizeof name, "data.n_%s", lra_split_names[s]);
+        lra_results_attr_num(r, name, split[s].n);
+    }
+    for (int i = 0; i < prov->n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "data.%s", prov->key[i]);
+        lra_results_attr_str(r, name, prov->value[i]);
+    }
+}
+
 typedef struct progress {
     int tty, quiet;
     double t0;
@@ -185,7 +200,10 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     lra_set_threads(cfg->threads);
 
     int rc = -1;
-    lra_dataset train = {0}, val = {0}, test = {0};
+    lra_dataset split[LRA_N_SPLITS] = {{0}};
+    lra_dataset *train = &split[LRA_SPLIT_TRAIN], *val = &split[LRA_SPLIT_VAL],
+                *test = &split[LRA_SPLIT_TEST];
+    lra_provenance prov;
     lra_model *m = NULL;
     lra_results *r = NULL;
     float *best = NULL;
@@ -193,10 +211,17 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     batch_buf bb = {0};
     const int B = cfg->batch, C = task->classes;
 
-    if (task->load(cfg, &train, &val, &test, err, errlen) != 0) goto out;
-    if (train.n < 1 || val.n < 1 || test.n < 1) {
+    if (lra_task_load(cfg, opts->input, opts->data_dir, split, &prov, opts->quiet, err,
+                      errlen) != 0)
+        goto out;
+    if (train->n < 1 || val->n < 1 || test->n < 1) {
         snprintf(err, errlen, "task %s produced an empty split (train %d, val %d, test %d)",
-                 cfg->task, train.n, val.n, test.n);
+                 cfg->task, train->n, val->n, test->n);
+        goto out;
+    }
+    if (train->len != cfg->seq_len) {
+        snprintf(err, errlen, "task %s produced documents of %d tokens, but seq_len is %d",
+                 cfg->task, train->len, cfg->seq_len);
         goto out;
     }
     m = lra_model_create(cfg, attn, task->vocab, C, task->docs, err, errlen);
@@ -206,7 +231,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     bb.tokens = lra_alloc((size_t)B * row * sizeof(int32_t), "batch tokens");
     bb.labels = lra_alloc((size_t)B * sizeof(int32_t), "batch labels");
     bb.weight = lra_alloc((size_t)B * sizeof(float), "batch weights");
-    perm = lra_alloc((size_t)train.n * sizeof(int), "training permutation");
+    perm = lra_alloc((size_t)train->n * sizeof(int), "training permutation");
     best = lra_alloc(lra_model_n_params(m) * sizeof(float), "best checkpoint");
     memcpy(best, lra_model_params(m), lra_model_n_params(m) * sizeof(float));
 
@@ -215,6 +240,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
         snprintf(group, sizeof group, "/%s/%s/seed%d", cfg->task, cfg->attn, cfg->seed);
         r = lra_results_create(opts->out, group);
         record_setup(r, cfg, m, task);
+        record_data(r, split, &prov);
         if (flush_results(r, err, errlen) != 0) goto out;
     }
     if (!opts->quiet)
@@ -227,7 +253,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
                                              "seconds", "examples_per_s"};
     static const char *const eval_cols[] = {"step", "loss", "acc", "seconds"};
     double win_loss = 0.0, win_t = lra_now();
-    long win_ok = 0, win_n = 0, cursor = train.n, epoch = -1;
+    long win_ok = 0, win_n = 0, cursor = train->n, epoch = -1;
     res->best_val_acc = -1.0;
     const uint64_t data_key = lra_key((uint64_t)cfg->seed, 0xda7a);
     float *grads = lra_model_grads(m);
@@ -237,13 +263,13 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
         int idx[4096];
         LRA_ASSERT(B <= 4096);
         for (int b = 0; b < B; b++) {
-            if (cursor == train.n) {
-                shuffle(perm, train.n, lra_key(data_key, (uint64_t)++epoch));
+            if (cursor == train->n) {
+                shuffle(perm, train->n, lra_key(data_key, (uint64_t)++epoch));
                 cursor = 0;
             }
             idx[b] = perm[cursor++];
         }
-        fill_batch(&bb, &train, idx, B, B);
+        fill_batch(&bb, train, idx, B, B);
         memset(grads, 0, np * sizeof(float));
         double loss = lra_model_forward(m, bb.tokens, bb.labels, NULL, B, 1, (uint64_t)step);
         if (!isfinite(loss)) {
@@ -274,7 +300,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
         }
         if ((cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0) || last) {
             double vl, va;
-            evaluate(m, &val, &bb, B, C, &vl, &va);
+            evaluate(m, val, &bb, B, C, &vl, &va);
             double vals[] = {step + 1, vl, va, lra_now() - pg.t0};
             if (r) lra_results_append(r, "val", 4, eval_cols, vals);
             if (va > res->best_val_acc) {
@@ -306,7 +332,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     } else {
         /* Test once, with the parameters that scored best on validation. */
         memcpy(lra_model_params(m), best, np * sizeof(float));
-        evaluate(m, &test, &bb, B, C, &res->test_loss, &res->test_acc);
+        evaluate(m, test, &bb, B, C, &res->test_loss, &res->test_acc);
         res->status = LRA_RUN_FINISHED;
         if (r) {
             lra_results_attr_str(r, "status", "finished");
@@ -333,8 +359,6 @@ out:
     lra_free(bb.labels);
     lra_free(bb.weight);
     lra_model_free(m);
-    lra_dataset_free(&train);
-    lra_dataset_free(&val);
-    lra_dataset_free(&test);
+    for (int s = 0; s < LRA_N_SPLITS; s++) lra_dataset_free(&split[s]);
     return rc;
 }

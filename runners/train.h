@@ -9,8 +9,10 @@
 typedef enum { LRA_RUN_FINISHED, LRA_RUN_DIVERGED, LRA_RUN_FAILED } lra_run_status;
 
 typedef struct lra_train_opts {
-    const char *out; /* HDF5 results file, or NULL */
-    int quiet;       /* no progress output */
+    const char *out;      /* HDF5 results file, or NULL */
+    const char *data_dir; /* data root (--data-dir), or NULL for LRA_DATA / ../shared/data */
+    const char *input;    /* explicit task input (file, directory, archive), or NULL */
+    int quiet;            /* no progress output */
 } lra_train_opts;
 
 typedef struct lra_train_result {

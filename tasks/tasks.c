@@ -1,6 +1,9 @@
-/* tasks.c — the table of tasks and dataset storage. */
+/* tasks.c — the table of tasks, dataset storage, provenance and task options. */
 #include "task.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -11,6 +14,8 @@ const lra_task *const lra_tasks[] = {
     &lra_task_synthetic,
     NULL,
 };
+
+const char *const lra_split_names[LRA_N_SPLITS] = {"train", "val", "test"};
 
 const lra_task *lra_task_find(const char *name)
 {
@@ -34,4 +39,63 @@ void lra_dataset_free(lra_dataset *d)
     lra_free(d->tokens);
     lra_free(d->labels);
     memset(d, 0, sizeof *d);
+}
+
+void lra_prov_add(lra_provenance *prov, const char *key, const char *fmt, ...)
+{
+    if (!prov || prov->n == LRA_PROV_MAX) return;
+    snprintf(prov->key[prov->n], sizeof prov->key[0], "%s", key);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prov->value[prov->n], sizeof prov->value[0], fmt, ap);
+    va_end(ap);
+    prov->n++;
+}
+
+const char *lra_task_opt(const lra_config *cfg, const char *name)
+{
+    const char *found = NULL;
+    size_t n = strlen(name);
+    for (int i = 0; i < cfg->n_task_opts; i++)
+        if (strncmp(cfg->task_opts[i], name, n) == 0 && cfg->task_opts[i][n] == '=')
+            found = cfg->task_opts[i] + n + 1;
+    return found;
+}
+
+int lra_task_opt_int(const lra_config *cfg, const char *task, const char *name, long def,
+                     long lo, long hi, long *out, char *err, size_t errlen)
+{
+    const char *v = lra_task_opt(cfg, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end = NULL;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < lo || x > hi) {
+        snprintf(err, errlen, "task %s: task.%s wants an integer in [%ld, %ld], got '%s'", task,
+                 name, lo, hi, v);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int lra_task_check_opts(const lra_config *cfg, const char *task, const char *const *known,
+                        char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_task_opts; i++) {
+        const char *kv = cfg->task_opts[i];
+        size_t n = strcspn(kv, "=");
+        int ok = 0;
+        for (int k = 0; known[k] && !ok; k++) ok = strlen(known[k]) == n && !strncmp(kv, known[k], n);
+        if (!ok) {
+            int off = snprintf(err, errlen, "task %s: unknown option 'task.%.*s'; known:", task,
+                               (int)n, kv);
+            for (int k = 0; known[k] && off > 0 && (size_t)off < errlen; k++)
+                off += snprintf(err + off, errlen - (size_t)off, " %s", known[k]);
+            return -1;
+        }
+    }
+    return 0;
 }
