@@ -8,11 +8,13 @@
 
 #include "util.h"
 
-extern const lra_task lra_task_synthetic;
+extern const lra_task lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image,
+    lra_task_pathfinder, lra_task_pathx, lra_task_synthetic;
 
+/* LRA's order, then Path-X, then the built-in synthetic task. */
 const lra_task *const lra_tasks[] = {
-    &lra_task_synthetic,
-    NULL,
+    &lra_task_listops,    &lra_task_text,  &lra_task_retrieval, &lra_task_image,
+    &lra_task_pathfinder, &lra_task_pathx, &lra_task_synthetic, NULL,
 };
 
 const char *const lra_split_names[LRA_N_SPLITS] = {"train", "val", "test"};
