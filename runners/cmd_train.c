@@ -11,7 +11,7 @@ static void help(void)
 {
     printf("usage: lra train --task T --attn A [--preset P] [--steps N] [--seed S]\n"
            "                 [--set key=value]... [--threads N] [--out FILE.h5]\n"
-           "                 [--data-dir DIR] [--input PATH] [--plugin PATH]\n"
+           "                 [--resume] [--data-dir DIR] [--input PATH] [--plugin PATH]\n"
            "                 [--print-config] [--quiet]\n\n"
            "Trains the LRA encoder with attention variant A on task T, evaluates on the\n"
            "validation split every eval_every steps, keeps the best parameters and reports\n"
@@ -23,14 +23,17 @@ static void help(void)
            "  --set key=value   override any configuration key; attn.NAME sets a variant\n"
            "                    option, task.NAME a task option (applied after the preset,\n"
            "                    in order)\n"
-           "  --out FILE.h5     write the run (config, curves, final metrics) to HDF5\n"
+           "  --out FILE.h5     write the run (config, curves, final metrics) to HDF5, and\n"
+           "                    a checkpoint FILE.h5.ckpt at every validation\n"
+           "  --resume          continue from FILE.h5.ckpt if it exists (same settings)\n"
            "  --data-dir DIR    where the full datasets are (default: $LRA_DATA, else\n"
            "                    ../shared/data; without them the samples in tasks/samples/)\n"
            "  --input PATH      read the task from this file, directory or archive\n"
            "  --print-config    print the resolved configuration and exit\n"
            "  --plugin PATH     load an attention plugin .so (or a directory of them)\n"
            "  --quiet           no progress output\n\n"
-           "Exit status: 0 finished, 1 failed or diverged, 2 usage error.\n");
+           "Ctrl-C stops after the current step and keeps the checkpoint.\n"
+           "Exit status: 0 finished, 1 failed or diverged, 2 usage error, 130 interrupted.\n");
 }
 
 #define MAX_SETTINGS 128
@@ -64,7 +67,7 @@ int lra_cmd_train(int argc, char **argv)
     const char *data_dir = NULL, *input = NULL;
     const char *key;
     static char sets[MAX_SETTINGS][256];
-    int n_sets = 0, print_config = 0, quiet = 0;
+    int n_sets = 0, print_config = 0, quiet = 0, resume = 0;
     char err[1024];
 
     lra_cli_load_env_plugins();
@@ -88,6 +91,8 @@ int lra_cmd_train(int argc, char **argv)
             add_setting(sets, &n_sets, key, v);
         } else if (strcmp(a, "--print-config") == 0) {
             print_config = 1;
+        } else if (strcmp(a, "--resume") == 0) {
+            resume = 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             quiet = 1;
         } else {
@@ -114,9 +119,18 @@ int lra_cmd_train(int argc, char **argv)
         return LRA_EXIT_OK;
     }
 
-    lra_train_opts opts = {.out = out, .data_dir = data_dir, .input = input, .quiet = quiet};
+    if (resume && !out) lra_usage_error("train", "--resume needs --out (the checkpoint is "
+                                        "FILE.h5.ckpt)");
+    lra_train_opts opts = {.out = out, .data_dir = data_dir, .input = input, .quiet = quiet,
+                           .resume = resume};
     lra_train_result res;
+    lra_train_catch_signals();
     if (lra_train_run(&cfg, &opts, &res, err, sizeof err) != 0) lra_die("%s", err);
+    if (res.status == LRA_RUN_INTERRUPTED) {
+        fprintf(stderr, "lra train: interrupted at step %d; continue with the same command and "
+                "--resume\n", res.steps_done);
+        return 130;
+    }
     if (res.status == LRA_RUN_DIVERGED) {
         printf("%s %s: diverged at step %d\n", cfg.task, cfg.attn, res.diverged_step);
         return LRA_EXIT_FAIL;

@@ -8,6 +8,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include "lra_build.h"
 #include "lra_rng.h"
+#include "checkpoint.h"
 #include "model.h"
 #include "optim.h"
 #include "platform.h"
@@ -160,13 +162,15 @@ static void record_data(lra_results *r, const lra_dataset split[LRA_N_SPLITS],
 typedef struct progress {
     int tty, quiet;
     double t0;
+    long first_step; /* steps already done when this process started (resume) */
 } progress;
 
 static void show_progress(const progress *pg, int step, int steps, double loss, double acc,
                           double ex_per_s)
 {
     if (pg->quiet) return;
-    double eta = ex_per_s > 0 ? (lra_now() - pg->t0) / step * (steps - step) : 0.0;
+    long done = step - pg->first_step;
+    double eta = done > 0 ? (lra_now() - pg->t0) / done * (steps - step) : 0.0;
     if (pg->tty)
         fprintf(stderr, "\r  step %6d/%d  loss %.4f  acc %5.1f%%  %7.1f ex/s  ETA %5.0fs   ",
                 step, steps, loss, 100.0 * acc, ex_per_s, eta);
@@ -185,180 +189,318 @@ static int flush_results(lra_results *r, char *err, size_t errlen)
     return r ? lra_results_flush(r, err, errlen) : 0;
 }
 
+/* ---- signals ------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int lra_train_stop_requested(void) { return stop_requested != 0; }
+
+void lra_train_catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- one run ------------------------------------------------------------------------- */
+
+typedef struct run {
+    const lra_config *cfg;
+    const lra_train_opts *opts;
+    const lra_task *task;
+    lra_dataset split[LRA_N_SPLITS];
+    lra_provenance prov;
+    lra_model *m;
+    lra_results *r;
+    float *best;
+    int *perm;
+    batch_buf bb;
+    lra_train_state st;
+    char ckpt[4200];
+    char config_text[16384];
+    progress pg;
+    double win_t;
+    uint64_t data_key;
+} run;
+
+static const char *const train_cols[] = {"step", "loss", "acc", "lr", "grad_norm", "seconds",
+                                         "examples_per_s"};
+static const char *const eval_cols[] = {"step", "loss", "acc", "seconds"};
+
+static double run_seconds(const run *x) { return x->st.seconds + lra_now() - x->pg.t0; }
+
+static int load_data(run *x, char *err, size_t errlen)
+{
+    const lra_config *cfg = x->cfg;
+    if (lra_task_load(cfg, x->opts->input, x->opts->data_dir, x->split, &x->prov,
+                      x->opts->quiet, err, errlen) != 0)
+        return -1;
+    const lra_dataset *s = x->split;
+    if (s[0].n < 1 || s[1].n < 1 || s[2].n < 1) {
+        snprintf(err, errlen, "task %s produced an empty split (train %d, val %d, test %d)",
+                 cfg->task, s[0].n, s[1].n, s[2].n);
+        return -1;
+    }
+    if (s[0].len != cfg->seq_len) {
+        snprintf(err, errlen, "task %s produced documents of %d tokens, but seq_len is %d",
+                 cfg->task, s[0].len, cfg->seq_len);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup(run *x, const lra_attention *attn, char *err, size_t errlen)
+{
+    const lra_config *cfg = x->cfg;
+    const int B = cfg->batch;
+    if (load_data(x, err, errlen) != 0) return -1;
+    x->m = lra_model_create(cfg, attn, x->task->vocab, x->task->classes, x->task->docs, err,
+                            errlen);
+    if (!x->m || lra_model_plan(x->m, B, err, errlen) != 0) return -1;
+    const size_t row = (size_t)x->task->docs * cfg->seq_len, np = lra_model_n_params(x->m);
+    x->bb.tokens = lra_alloc((size_t)B * row * sizeof(int32_t), "batch tokens");
+    x->bb.labels = lra_alloc((size_t)B * sizeof(int32_t), "batch labels");
+    x->bb.weight = lra_alloc((size_t)B * sizeof(float), "batch weights");
+    x->perm = lra_alloc((size_t)x->split[0].n * sizeof(int), "training permutation");
+    x->best = lra_alloc(np * sizeof(float), "best checkpoint");
+    memcpy(x->best, lra_model_params(x->m), np * sizeof(float));
+    x->st = (lra_train_state){.epoch = -1, .cursor = x->split[0].n, .best_val_acc = -1.0};
+    x->data_key = lra_key((uint64_t)cfg->seed, 0xda7a);
+    lra_config_format(cfg, x->config_text, sizeof x->config_text);
+    if (x->opts->out) snprintf(x->ckpt, sizeof x->ckpt, "%s.ckpt", x->opts->out);
+    return 0;
+}
+
+/* Continue from the checkpoint and the results written so far, when --resume finds them. */
+static int try_resume(run *x, const char *group, int *resumed, char *err, size_t errlen)
+{
+    *resumed = 0;
+    if (!x->opts->resume || !x->opts->out || access(x->ckpt, F_OK) != 0) return 0;
+    if (lra_checkpoint_load(x->ckpt, x->m, x->best, &x->st, x->config_text, err, errlen) != 0)
+        return -1;
+    x->r = lra_results_load(x->opts->out, group, err, errlen);
+    if (!x->r) return -1;
+    if (x->st.epoch >= 0)
+        shuffle(x->perm, x->split[0].n, lra_key(x->data_key, (uint64_t)x->st.epoch));
+    lra_results_attr_str(x->r, "status", "running");
+    lra_results_attr_num(x->r, "resumed_at_step", (double)x->st.step);
+    *resumed = 1;
+    return 0;
+}
+
+static void next_batch(run *x)
+{
+    const lra_dataset *train = &x->split[0];
+    int idx[4096];
+    LRA_ASSERT(x->cfg->batch <= 4096);
+    for (int b = 0; b < x->cfg->batch; b++) {
+        if (x->st.cursor == train->n) {
+            shuffle(x->perm, train->n, lra_key(x->data_key, (uint64_t)++x->st.epoch));
+            x->st.cursor = 0;
+        }
+        idx[b] = x->perm[x->st.cursor++];
+    }
+    fill_batch(&x->bb, train, idx, x->cfg->batch, x->cfg->batch);
+}
+
+/* One optimiser step. Returns the loss (non-finite: the run diverged, nothing was updated). */
+static double train_step(run *x, double *lr, double *gnorm)
+{
+    const lra_config *cfg = x->cfg;
+    lra_model *m = x->m;
+    const size_t np = lra_model_n_params(m);
+    float *grads = lra_model_grads(m);
+    next_batch(x);
+    memset(grads, 0, np * sizeof(float));
+    double loss = lra_model_forward(m, x->bb.tokens, x->bb.labels, NULL, cfg->batch, 1,
+                                    (uint64_t)x->st.step);
+    if (!isfinite(loss)) return loss;
+    x->st.win_ok += count_correct(m, &x->bb, cfg->batch, x->task->classes);
+    lra_model_backward(m);
+    *gnorm = cfg->clip > 0 ? lra_clip_grad_norm(grads, np, cfg->clip) : lra_grad_norm(grads, np);
+    *lr = lra_lr_at(cfg->schedule, cfg->lr, cfg->warmup, cfg->steps, x->st.step);
+    optimizer_step(m, cfg, *lr, x->st.step + 1);
+    x->st.step++;
+    x->st.win_loss += loss * cfg->batch;
+    x->st.win_n += cfg->batch;
+    return loss;
+}
+
+static void log_window(run *x, double lr, double gnorm)
+{
+    double now = lra_now(), ex_s = x->st.win_n / (now - x->win_t);
+    double vals[] = {(double)x->st.step, x->st.win_loss / x->st.win_n,
+                     (double)x->st.win_ok / x->st.win_n, lr, gnorm, run_seconds(x), ex_s};
+    if (x->r) lra_results_append(x->r, "train", 7, train_cols, vals);
+    show_progress(&x->pg, (int)x->st.step, x->cfg->steps, vals[1], vals[2], ex_s);
+    x->st.win_loss = 0.0;
+    x->st.win_ok = x->st.win_n = 0;
+    x->win_t = now;
+}
+
+static int save_progress(run *x, char *err, size_t errlen);
+
+/* Validation pass; keeps the best parameters; writes results and the checkpoint. */
+static int validate(run *x, char *err, size_t errlen)
+{
+    double vl, va;
+    const size_t np = lra_model_n_params(x->m);
+    evaluate(x->m, &x->split[1], &x->bb, x->cfg->batch, x->task->classes, &vl, &va);
+    double vals[] = {(double)x->st.step, vl, va, run_seconds(x)};
+    if (x->r) lra_results_append(x->r, "val", 4, eval_cols, vals);
+    if (va > x->st.best_val_acc) {
+        x->st.best_val_acc = va;
+        x->st.best_step = x->st.step;
+        memcpy(x->best, lra_model_params(x->m), np * sizeof(float));
+    }
+    if (!x->opts->quiet) {
+        end_progress_line(&x->pg);
+        fprintf(stderr, "  validation at step %ld: loss %.4f, accuracy %.2f%%\n", x->st.step,
+                vl, 100.0 * va);
+    }
+    return save_progress(x, err, errlen);
+}
+
+static int save_progress(run *x, char *err, size_t errlen)
+{
+    if (flush_results(x->r, err, errlen) != 0) return -1;
+    if (!x->ckpt[0]) return 0;
+    lra_train_state st = x->st;
+    st.seconds = run_seconds(x);
+    return lra_checkpoint_save(x->ckpt, x->m, x->best, &st, x->config_text, err, errlen);
+}
+
+static void record_end(run *x, const char *status)
+{
+    char when[32];
+    iso_time(when, sizeof when);
+    lra_results_attr_str(x->r, "status", status);
+    lra_results_attr_str(x->r, "end_time", when);
+    lra_results_attr_num(x->r, "steps_done", (double)x->st.step);
+    lra_results_attr_num(x->r, "train_seconds", run_seconds(x));
+    lra_results_attr_num(x->r, "peak_rss_bytes", (double)lra_peak_rss());
+    lra_results_attr_num(x->r, "activation_bytes", (double)lra_model_arena_bytes(x->m));
+}
+
+/* Test once, with the parameters that scored best on validation. */
+static void finish(run *x, lra_train_result *res)
+{
+    const size_t np = lra_model_n_params(x->m);
+    memcpy(lra_model_params(x->m), x->best, np * sizeof(float));
+    evaluate(x->m, &x->split[2], &x->bb, x->cfg->batch, x->task->classes, &res->test_loss,
+             &res->test_acc);
+    res->status = LRA_RUN_FINISHED;
+    if (!x->r) return;
+    record_end(x, "finished");
+    lra_results_attr_num(x->r, "test_acc", res->test_acc);
+    lra_results_attr_num(x->r, "test_loss", res->test_loss);
+    lra_results_attr_num(x->r, "best_val_acc", x->st.best_val_acc);
+    lra_results_attr_num(x->r, "best_step", (double)x->st.best_step);
+    double sum = 0.0; /* identifies the tested parameters: resume tests compare it */
+    for (size_t i = 0; i < np; i++) sum += (double)x->best[i] * (double)((i % 7) + 1);
+    lra_results_attr_num(x->r, "param_checksum", sum);
+}
+
+static void free_run(run *x)
+{
+    lra_results_free(x->r);
+    lra_free(x->best);
+    lra_free(x->perm);
+    lra_free(x->bb.tokens);
+    lra_free(x->bb.labels);
+    lra_free(x->bb.weight);
+    lra_model_free(x->m);
+    for (int s = 0; s < LRA_N_SPLITS; s++) lra_dataset_free(&x->split[s]);
+}
+
 int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_result *res,
                   char *err, size_t errlen)
 {
-    const lra_task *task = lra_task_find(cfg->task);
+    run x = {.cfg = cfg, .opts = opts};
     const lra_attention *attn = lra_attn_find(cfg->attn);
     memset(res, 0, sizeof *res);
     res->diverged_step = -1;
     res->status = LRA_RUN_FAILED;
-    if (!task) return snprintf(err, errlen, "unknown task '%s' (see 'lra list tasks')",
-                               cfg->task), -1;
-    if (!attn) return snprintf(err, errlen, "unknown attention variant '%s' (see 'lra list "
-                               "attention')", cfg->attn), -1;
+    x.task = lra_task_find(cfg->task);
+    if (!x.task) {
+        snprintf(err, errlen, "unknown task '%s' (see 'lra list tasks')", cfg->task);
+        return -1;
+    }
+    if (!attn) {
+        snprintf(err, errlen, "unknown attention variant '%s' (see 'lra list attention')",
+                 cfg->attn);
+        return -1;
+    }
     lra_set_threads(cfg->threads);
-
-    int rc = -1;
-    lra_dataset split[LRA_N_SPLITS] = {{0}};
-    lra_dataset *train = &split[LRA_SPLIT_TRAIN], *val = &split[LRA_SPLIT_VAL],
-                *test = &split[LRA_SPLIT_TEST];
-    lra_provenance prov;
-    lra_model *m = NULL;
-    lra_results *r = NULL;
-    float *best = NULL;
-    int *perm = NULL;
-    batch_buf bb = {0};
-    const int B = cfg->batch, C = task->classes;
-
-    if (lra_task_load(cfg, opts->input, opts->data_dir, split, &prov, opts->quiet, err,
-                      errlen) != 0)
+    int rc = -1, resumed = 0;
+    char group[160];
+    snprintf(group, sizeof group, "/%s/%s/seed%d", cfg->task, cfg->attn, cfg->seed);
+    if (setup(&x, attn, err, errlen) != 0 || try_resume(&x, group, &resumed, err, errlen) != 0)
         goto out;
-    if (train->n < 1 || val->n < 1 || test->n < 1) {
-        snprintf(err, errlen, "task %s produced an empty split (train %d, val %d, test %d)",
-                 cfg->task, train->n, val->n, test->n);
-        goto out;
-    }
-    if (train->len != cfg->seq_len) {
-        snprintf(err, errlen, "task %s produced documents of %d tokens, but seq_len is %d",
-                 cfg->task, train->len, cfg->seq_len);
-        goto out;
-    }
-    m = lra_model_create(cfg, attn, task->vocab, C, task->docs, err, errlen);
-    if (!m || lra_model_plan(m, B, err, errlen) != 0) goto out;
-
-    const size_t row = (size_t)task->docs * cfg->seq_len;
-    bb.tokens = lra_alloc((size_t)B * row * sizeof(int32_t), "batch tokens");
-    bb.labels = lra_alloc((size_t)B * sizeof(int32_t), "batch labels");
-    bb.weight = lra_alloc((size_t)B * sizeof(float), "batch weights");
-    perm = lra_alloc((size_t)train->n * sizeof(int), "training permutation");
-    best = lra_alloc(lra_model_n_params(m) * sizeof(float), "best checkpoint");
-    memcpy(best, lra_model_params(m), lra_model_n_params(m) * sizeof(float));
-
-    if (opts->out) {
-        char group[160];
-        snprintf(group, sizeof group, "/%s/%s/seed%d", cfg->task, cfg->attn, cfg->seed);
-        r = lra_results_create(opts->out, group);
-        record_setup(r, cfg, m, task);
-        record_data(r, split, &prov);
-        if (flush_results(r, err, errlen) != 0) goto out;
+    if (opts->out && !resumed) {
+        x.r = lra_results_create(opts->out, group);
+        record_setup(x.r, cfg, x.m, x.task);
+        record_data(x.r, x.split, &x.prov);
+        if (flush_results(x.r, err, errlen) != 0) goto out;
     }
     if (!opts->quiet)
         fprintf(stderr, "lra train: task %s, attention %s, %zu parameters, %d steps of batch %d, "
-                "%d threads\n", cfg->task, cfg->attn, lra_model_n_trainable(m), cfg->steps, B,
-                lra_threads());
+                "%d threads%s\n", cfg->task, cfg->attn, lra_model_n_trainable(x.m), cfg->steps,
+                cfg->batch, lra_threads(), resumed ? ", resumed from the checkpoint" : "");
 
-    progress pg = {.tty = isatty(2), .quiet = opts->quiet, .t0 = lra_now()};
-    static const char *const train_cols[] = {"step", "loss", "acc", "lr", "grad_norm",
-                                             "seconds", "examples_per_s"};
-    static const char *const eval_cols[] = {"step", "loss", "acc", "seconds"};
-    double win_loss = 0.0, win_t = lra_now();
-    long win_ok = 0, win_n = 0, cursor = train->n, epoch = -1;
-    res->best_val_acc = -1.0;
-    const uint64_t data_key = lra_key((uint64_t)cfg->seed, 0xda7a);
-    float *grads = lra_model_grads(m);
-    const size_t np = lra_model_n_params(m);
-
-    for (int step = 0; step < cfg->steps; step++) {
-        int idx[4096];
-        LRA_ASSERT(B <= 4096);
-        for (int b = 0; b < B; b++) {
-            if (cursor == train->n) {
-                shuffle(perm, train->n, lra_key(data_key, (uint64_t)++epoch));
-                cursor = 0;
-            }
-            idx[b] = perm[cursor++];
-        }
-        fill_batch(&bb, train, idx, B, B);
-        memset(grads, 0, np * sizeof(float));
-        double loss = lra_model_forward(m, bb.tokens, bb.labels, NULL, B, 1, (uint64_t)step);
+    x.pg = (progress){.tty = isatty(2), .quiet = opts->quiet, .t0 = lra_now(),
+                      .first_step = x.st.step};
+    x.win_t = lra_now();
+    double lr = 0.0, gnorm = 0.0;
+    while (x.st.step < cfg->steps) {
+        double loss = train_step(&x, &lr, &gnorm);
         if (!isfinite(loss)) {
             res->status = LRA_RUN_DIVERGED;
-            res->diverged_step = step;
+            res->diverged_step = (int)x.st.step;
             break;
         }
-        win_ok += count_correct(m, &bb, B, C);
-        lra_model_backward(m);
-        double gnorm = cfg->clip > 0 ? lra_clip_grad_norm(grads, np, cfg->clip)
-                                     : lra_grad_norm(grads, np);
-        double lr = lra_lr_at(cfg->schedule, cfg->lr, cfg->warmup, cfg->steps, step);
-        optimizer_step(m, cfg, lr, step + 1);
-        res->steps_done = step + 1;
-        win_loss += loss;
-        win_n += B;
-
-        int last = step + 1 == cfg->steps;
-        if ((step + 1) % cfg->log_every == 0 || last) {
-            double now = lra_now(), ex_s = win_n / (now - win_t);
-            double vals[] = {step + 1, win_loss * B / win_n, (double)win_ok / win_n, lr, gnorm,
-                             now - pg.t0, ex_s};
-            if (r) lra_results_append(r, "train", 7, train_cols, vals);
-            show_progress(&pg, step + 1, cfg->steps, vals[1], vals[2], ex_s);
-            win_loss = 0.0;
-            win_ok = win_n = 0;
-            win_t = now;
+        int last = x.st.step == cfg->steps;
+        if (x.st.step % cfg->log_every == 0 || last) log_window(&x, lr, gnorm);
+        if ((cfg->eval_every > 0 && x.st.step % cfg->eval_every == 0) || last) {
+            if (validate(&x, err, errlen) != 0) goto out;
         }
-        if ((cfg->eval_every > 0 && (step + 1) % cfg->eval_every == 0) || last) {
-            double vl, va;
-            evaluate(m, val, &bb, B, C, &vl, &va);
-            double vals[] = {step + 1, vl, va, lra_now() - pg.t0};
-            if (r) lra_results_append(r, "val", 4, eval_cols, vals);
-            if (va > res->best_val_acc) {
-                res->best_val_acc = va;
-                res->best_step = step + 1;
-                memcpy(best, lra_model_params(m), np * sizeof(float));
-            }
-            if (!opts->quiet) {
-                end_progress_line(&pg);
-                fprintf(stderr, "  validation at step %d: loss %.4f, accuracy %.2f%%\n",
-                        step + 1, vl, 100.0 * va);
-            }
-            if (flush_results(r, err, errlen) != 0) goto out;
-        }
+        if (stop_requested) break;
     }
-    res->seconds = lra_now() - pg.t0;
-    end_progress_line(&pg);
+    end_progress_line(&x.pg);
+    res->steps_done = (int)x.st.step;
+    res->seconds = run_seconds(&x);
+    res->best_val_acc = x.st.best_val_acc;
+    res->best_step = (int)x.st.best_step;
 
-    char when[32];
-    iso_time(when, sizeof when);
     if (res->status == LRA_RUN_DIVERGED) {
         if (!opts->quiet)
             fprintf(stderr, "lra train: loss became non-finite at step %d; run recorded as "
                     "diverged\n", res->diverged_step);
-        if (r) {
-            lra_results_attr_str(r, "status", "diverged");
-            lra_results_attr_num(r, "diverged_step", res->diverged_step);
+        if (x.r) {
+            record_end(&x, "diverged");
+            lra_results_attr_num(x.r, "diverged_step", res->diverged_step);
         }
+    } else if (x.st.step < cfg->steps) {
+        /* Stopped by a signal: keep everything so --resume continues from here. */
+        res->status = LRA_RUN_INTERRUPTED;
+        if (x.r) record_end(&x, "interrupted");
+        if (save_progress(&x, err, errlen) != 0) goto out;
     } else {
-        /* Test once, with the parameters that scored best on validation. */
-        memcpy(lra_model_params(m), best, np * sizeof(float));
-        evaluate(m, test, &bb, B, C, &res->test_loss, &res->test_acc);
-        res->status = LRA_RUN_FINISHED;
-        if (r) {
-            lra_results_attr_str(r, "status", "finished");
-            lra_results_attr_num(r, "test_acc", res->test_acc);
-            lra_results_attr_num(r, "test_loss", res->test_loss);
-            lra_results_attr_num(r, "best_val_acc", res->best_val_acc);
-            lra_results_attr_num(r, "best_step", res->best_step);
-        }
+        finish(&x, res);
     }
-    if (r) {
-        lra_results_attr_str(r, "end_time", when);
-        lra_results_attr_num(r, "steps_done", res->steps_done);
-        lra_results_attr_num(r, "train_seconds", res->seconds);
-        lra_results_attr_num(r, "peak_rss_bytes", (double)lra_peak_rss());
-        lra_results_attr_num(r, "activation_bytes", (double)lra_model_arena_bytes(m));
-        if (flush_results(r, err, errlen) != 0) goto out;
-    }
+    if (flush_results(x.r, err, errlen) != 0) goto out;
+    if (res->status != LRA_RUN_INTERRUPTED && x.ckpt[0]) unlink(x.ckpt);
     rc = 0;
 out:
-    lra_results_free(r);
-    lra_free(best);
-    lra_free(perm);
-    lra_free(bb.tokens);
-    lra_free(bb.labels);
-    lra_free(bb.weight);
-    lra_model_free(m);
-    for (int s = 0; s < LRA_N_SPLITS; s++) lra_dataset_free(&split[s]);
+    free_run(&x);
     return rc;
 }

@@ -6,13 +6,19 @@
 
 #include "config.h"
 
-typedef enum { LRA_RUN_FINISHED, LRA_RUN_DIVERGED, LRA_RUN_FAILED } lra_run_status;
+typedef enum {
+    LRA_RUN_FINISHED,
+    LRA_RUN_DIVERGED,
+    LRA_RUN_INTERRUPTED, /* SIGINT or SIGTERM: checkpoint and results kept for --resume */
+    LRA_RUN_FAILED,
+} lra_run_status;
 
 typedef struct lra_train_opts {
     const char *out;      /* HDF5 results file, or NULL */
     const char *data_dir; /* data root (--data-dir), or NULL for LRA_DATA / ../shared/data */
     const char *input;    /* explicit task input (file, directory, archive), or NULL */
     int quiet;            /* no progress output */
+    int resume;           /* continue from <out>.ckpt when it exists */
 } lra_train_opts;
 
 typedef struct lra_train_result {
@@ -25,10 +31,17 @@ typedef struct lra_train_result {
     double seconds;      /* wall time of the training loop */
 } lra_train_result;
 
-/* Runs cfg to the end. Returns 0 when the run finished or diverged (see res->status), or -1
+/* Runs cfg to the end. With opts->out, results are flushed and a checkpoint <out>.ckpt is
+ * written at every validation; the checkpoint is removed when the run ends. Returns 0 when the
+ * run finished, diverged or was interrupted (see res->status), or -1
  * with a message when it could not run (unknown task or variant, bad data, rejected shape,
  * unwritable results file). */
 int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_result *res,
                   char *err, size_t errlen);
+
+/* Installs SIGINT/SIGTERM handlers that make the running training loop stop after the current
+ * step, write its checkpoint and results, and return LRA_RUN_INTERRUPTED. */
+void lra_train_catch_signals(void);
+int lra_train_stop_requested(void);
 
 #endif

@@ -149,6 +149,24 @@ void lra_results_append(lra_results *r, const char *table_name, int ncols,
     t->nrows++;
 }
 
+const char *lra_results_get_str(const lra_results *r, const char *name)
+{
+    for (size_t i = 0; i < r->nattrs; i++)
+        if (strcmp(r->attrs[i].name, name) == 0)
+            return r->attrs[i].kind == ATTR_STR ? r->attrs[i].str : NULL;
+    return NULL;
+}
+
+int lra_results_get_num(const lra_results *r, const char *name, double *value)
+{
+    for (size_t i = 0; i < r->nattrs; i++)
+        if (strcmp(r->attrs[i].name, name) == 0 && r->attrs[i].kind == ATTR_NUM) {
+            *value = r->attrs[i].num;
+            return 0;
+        }
+    return -1;
+}
+
 void lra_results_free(lra_results *r)
 {
     if (!r) return;
@@ -303,7 +321,18 @@ static int write_table(hid_t grp, hid_t lcpl, const table *t, const errctx *ec)
 {
     hid_t tg = H5Gcreate2(grp, t->name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     if (tg < 0) return fail_h5(ec, "H5Gcreate2", t->name);
-    int rc = 0;
+    /* HDF5 lists datasets by name; the `columns` attribute keeps the table's own order. */
+    char order[1024] = "";
+    for (int c = 0; c < t->ncols; c++) {
+        size_t used = strlen(order);
+        snprintf(order + used, sizeof order - used, "%s%s", c ? "," : "", t->cols[c]);
+    }
+    const char *order_p = order;
+    hid_t str = H5Tcopy(H5T_C_S1);
+    H5Tset_size(str, H5T_VARIABLE);
+    H5Tset_cset(str, H5T_CSET_UTF8);
+    int rc = write_attr(tg, "columns", str, str, &order_p, ec);
+    H5Tclose(str);
     for (int c = 0; c < t->ncols && rc == 0; c++)
         rc = write_column(tg, t->cols[c], t->vals[c], t->nrows, ec);
     if (H5Gclose(tg) < 0 && rc == 0) rc = fail_h5(ec, "H5Gclose", t->name);

@@ -32,4 +32,11 @@ void lra_results_append(lra_results *r, const char *table, int ncols, const char
 int lra_results_flush(lra_results *r, char *err, size_t errlen);
 void lra_results_free(lra_results *r);
 
+/* Reads back a run written by lra_results_flush (to resume it, or to report on it). Returns
+ * NULL with a message when the file or the group is missing or malformed. */
+lra_results *lra_results_load(const char *path, const char *group, char *err, size_t errlen);
+/* Attribute values of an in-memory run: NULL / -1 when absent or of the other kind. */
+const char *lra_results_get_str(const lra_results *r, const char *name);
+int lra_results_get_num(const lra_results *r, const char *name, double *value);
+
 #endif
