@@ -5,8 +5,15 @@
 #include "config.h"
 #include "util.h"
 
-/* Exit statuses: 0 success, 1 runtime failure (files, data, divergence), 2 usage error. */
-enum { LRA_EXIT_OK = 0, LRA_EXIT_FAIL = 1, LRA_EXIT_USAGE = 2 };
+/* Exit statuses: 0 success, 1 runtime failure (files, data, divergence), 2 usage error,
+ * 3 skipped (an attention variant refused the configuration), 130 interrupted. */
+enum {
+    LRA_EXIT_OK = 0,
+    LRA_EXIT_FAIL = 1,
+    LRA_EXIT_USAGE = 2,
+    LRA_EXIT_SKIPPED = 3,
+    LRA_EXIT_INTERRUPTED = 130
+};
 
 /* Prints "lra <cmd>: <message>" and a hint to stderr and exits with LRA_EXIT_USAGE. */
 LRA_NORETURN LRA_PRINTF(2, 3) void lra_usage_error(const char *cmd, const char *fmt, ...);

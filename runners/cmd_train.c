@@ -1,4 +1,5 @@
 /* cmd_train.c — `lra train`: resolve the configuration, run it, print the outcome. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,10 +34,19 @@ static void help(void)
            "  --plugin PATH     load an attention plugin .so (or a directory of them)\n"
            "  --quiet           no progress output\n\n"
            "Ctrl-C stops after the current step and keeps the checkpoint.\n"
-           "Exit status: 0 finished, 1 failed or diverged, 2 usage error, 130 interrupted.\n");
+           "Exit status: 0 finished, 1 failed or diverged, 2 usage error, 3 the variant does not\n"
+           "fit this configuration (its init refused), 130 interrupted.\n");
 }
 
 #define MAX_SETTINGS 128
+
+static void report_error_file(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lra_report_error_file(fmt, ap);
+    va_end(ap);
+}
 
 /* --steps N, --seed S and --threads N are shortcuts for --set: returns the key, or NULL. */
 static const char *shortcut_key(int argc, char **argv, int *i, const char **value)
@@ -126,10 +136,15 @@ int lra_cmd_train(int argc, char **argv)
     lra_train_result res;
     lra_train_catch_signals();
     if (lra_train_run(&cfg, &opts, &res, err, sizeof err) != 0) lra_die("%s", err);
+    if (res.status == LRA_RUN_SKIPPED) {
+        fprintf(stderr, "lra train: skipped: %s\n", err);
+        report_error_file("%s", err);
+        return LRA_EXIT_SKIPPED;
+    }
     if (res.status == LRA_RUN_INTERRUPTED) {
         fprintf(stderr, "lra train: interrupted at step %d; continue with the same command and "
                 "--resume\n", res.steps_done);
-        return 130;
+        return LRA_EXIT_INTERRUPTED;
     }
     if (res.status == LRA_RUN_DIVERGED) {
         printf("%s %s: diverged at step %d\n", cfg.task, cfg.attn, res.diverged_step);

@@ -8,6 +8,7 @@
 int lra_cmd_list(int argc, char **argv);
 int lra_cmd_train(int argc, char **argv);
 int lra_cmd_data(int argc, char **argv);
+int lra_cmd_suite(int argc, char **argv);
 
 extern const char *const lra_code_version;
 
@@ -18,6 +19,7 @@ static const struct {
 } commands[] = {
     {"list", lra_cmd_list, "list attention variants, tasks or presets"},
     {"train", lra_cmd_train, "train and evaluate one variant on one task"},
+    {"suite", lra_cmd_suite, "run the task x variant x seed matrix"},
     {"data", lra_cmd_data, "import, generate and inspect datasets"},
 };
 

@@ -225,6 +225,7 @@ typedef struct run {
     int *perm;
     batch_buf bb;
     lra_train_state st;
+    int rejected; /* the plugin refused the shape */
     char ckpt[4200];
     char config_text[16384];
     progress pg;
@@ -263,8 +264,8 @@ static int setup(run *x, const lra_attention *attn, char *err, size_t errlen)
     const lra_config *cfg = x->cfg;
     const int B = cfg->batch;
     if (load_data(x, err, errlen) != 0) return -1;
-    x->m = lra_model_create(cfg, attn, x->task->vocab, x->task->classes, x->task->docs, err,
-                            errlen);
+    x->m = lra_model_create(cfg, attn, x->task->vocab, x->task->classes, x->task->docs,
+                            &x->rejected, err, errlen);
     if (!x->m || lra_model_plan(x->m, B, err, errlen) != 0) return -1;
     const size_t row = (size_t)x->task->docs * cfg->seq_len, np = lra_model_n_params(x->m);
     x->bb.tokens = lra_alloc((size_t)B * row * sizeof(int32_t), "batch tokens");
@@ -501,6 +502,10 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     if (res->status != LRA_RUN_INTERRUPTED && x.ckpt[0]) unlink(x.ckpt);
     rc = 0;
 out:
+    if (rc != 0 && x.rejected) {
+        res->status = LRA_RUN_SKIPPED;
+        rc = 0;
+    }
     free_run(&x);
     return rc;
 }

@@ -10,6 +10,7 @@ typedef enum {
     LRA_RUN_FINISHED,
     LRA_RUN_DIVERGED,
     LRA_RUN_INTERRUPTED, /* SIGINT or SIGTERM: checkpoint and results kept for --resume */
+    LRA_RUN_SKIPPED,     /* the variant's init() rejects this shape; err says why */
     LRA_RUN_FAILED,
 } lra_run_status;
 
@@ -33,7 +34,8 @@ typedef struct lra_train_result {
 
 /* Runs cfg to the end. With opts->out, results are flushed and a checkpoint <out>.ckpt is
  * written at every validation; the checkpoint is removed when the run ends. Returns 0 when the
- * run finished, diverged or was interrupted (see res->status), or -1
+ * run finished, diverged, was interrupted or was skipped (see res->status; err holds the reason
+ * for a skip), or -1
  * with a message when it could not run (unknown task or variant, bad data, rejected shape,
  * unwritable results file). */
 int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_result *res,

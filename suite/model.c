@@ -247,8 +247,9 @@ static int check_config(const lra_config *c, int docs, char *err, size_t errlen)
 }
 
 lra_model *lra_model_create(const lra_config *cfg, const lra_attention *attn, int vocab,
-                            int classes, int docs, char *err, size_t errlen)
+                            int classes, int docs, int *rejected, char *err, size_t errlen)
 {
+    if (rejected) *rejected = 0;
     if (check_config(cfg, docs, err, errlen) != 0) return NULL;
     lra_model *m = lra_alloc(sizeof *m, "model");
     m->cfg = *cfg;
@@ -313,6 +314,7 @@ lra_model *lra_model_create(const lra_config *cfg, const lra_attention *attn, in
         if (rc != LRA_ATTN_OK) {
             snprintf(err, errlen, "attention '%s' rejects this model (seq_len %d, heads %d, head "
                      "dim %d): %s", attn->name, m->L, m->H, m->Dh, why);
+            if (rejected) *rejected = 1;
             goto fail;
         }
     }

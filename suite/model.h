@@ -46,9 +46,11 @@ typedef struct lra_model lra_model;
 /* Builds the model, draws its parameters from cfg->seed and initialises the plugin in every
  * layer with the options in cfg->attn_opts. vocab counts token ids including padding (0).
  * docs is 1, or 2 for the dual encoder. Returns NULL with a message when the configuration or
- * the plugin rejects the shape. */
+ * the plugin rejects the shape; *rejected (if not NULL) is then 1 when it was the plugin's
+ * init() that refused (a legitimate "this variant does not fit", which sweeps record as
+ * skipped), 0 for any other error. */
 lra_model *lra_model_create(const lra_config *cfg, const lra_attention *attn, int vocab,
-                            int classes, int docs, char *err, size_t errlen);
+                            int classes, int docs, int *rejected, char *err, size_t errlen);
 void lra_model_free(lra_model *m);
 
 /* (Re)plans the activation arena for up to `batch` examples. Returns 0, or -1 with a message. */

@@ -10,6 +10,7 @@
 #ifndef LRA_UTIL_H
 #define LRA_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -28,6 +29,8 @@
 
 LRA_NORETURN void lra_assert_fail(const char *cond, const char *file, int line);
 LRA_NORETURN LRA_PRINTF(1, 2) void lra_die(const char *fmt, ...);
+/* Writes the message to the file named by $LRA_ERROR_FILE, if set (lra_die does this too). */
+void lra_report_error_file(const char *fmt, va_list ap);
 
 /* Allocation that dies with a message naming the purpose and size. Memory is zeroed and
  * 64-byte aligned (cache lines, AVX-512 loads). Free with lra_free. */

@@ -56,7 +56,7 @@ static fixture make_fixture(const lra_config *c, int docs, int B)
 {
     fixture f = {.B = B, .docs = docs, .len = c->seq_len};
     char err[256];
-    f.m = lra_model_create(c, lra_attn_find("softmax"), 7, 3, docs, err, sizeof err);
+    f.m = lra_model_create(c, lra_attn_find("softmax"), 7, 3, docs, NULL, err, sizeof err);
     if (!f.m) {
         fprintf(stderr, "model: %s\n", err);
         exit(1);
