@@ -9,6 +9,9 @@ int lra_cmd_list(int argc, char **argv);
 int lra_cmd_train(int argc, char **argv);
 int lra_cmd_data(int argc, char **argv);
 int lra_cmd_suite(int argc, char **argv);
+int lra_cmd_bench(int argc, char **argv);
+int lra_cmd_report(int argc, char **argv);
+int lra_cmd_approx(int argc, char **argv);
 
 extern const char *const lra_code_version;
 
@@ -20,6 +23,9 @@ static const struct {
     {"list", lra_cmd_list, "list attention variants, tasks or presets"},
     {"train", lra_cmd_train, "train and evaluate one variant on one task"},
     {"suite", lra_cmd_suite, "run the task x variant x seed matrix"},
+    {"bench", lra_cmd_bench, "speed and memory benchmark (LRA Table 2 protocol)"},
+    {"approx", lra_cmd_approx, "approximation error of each variant against softmax"},
+    {"report", lra_cmd_report, "tables and gnuplot figures from the HDF5 results"},
     {"data", lra_cmd_data, "import, generate and inspect datasets"},
 };
 
