@@ -112,6 +112,17 @@ int lra_config_set_kv(lra_config *c, const char *kv, char *err, size_t errlen)
     return lra_config_set(c, trim(buf), trim(eq + 1), err, errlen);
 }
 
+/* Section names: "task" or "task/variant"; the task part "*" matches every task. */
+static int section_applies(const lra_config *c, const char *name)
+{
+    const char *slash = strchr(name, '/');
+    size_t tlen = slash ? (size_t)(slash - name) : strlen(name);
+    int task_ok = (tlen == 1 && name[0] == '*') ||
+                  (tlen == strlen(c->task) && strncmp(name, c->task, tlen) == 0);
+    if (!slash) return task_ok;
+    return task_ok && (strcmp(slash + 1, "*") == 0 || strcmp(slash + 1, c->attn) == 0);
+}
+
 int lra_config_apply_ini(lra_config *c, const char *text, const char *origin, char *err,
                          size_t errlen)
 {
@@ -141,8 +152,7 @@ int lra_config_apply_ini(lra_config *c, const char *text, const char *origin, ch
                 return -1;
             }
             *end = 0;
-            char *name = trim(s + 1);
-            applies = strcmp(name, "*") == 0 || strcmp(name, c->task) == 0;
+            applies = section_applies(c, trim(s + 1));
             continue;
         }
         if (!applies) continue;

@@ -68,8 +68,10 @@ int lra_config_set(lra_config *c, const char *key, const char *value, char *err,
 /* Applies "key=value". */
 int lra_config_set_kv(lra_config *c, const char *kv, char *err, size_t errlen);
 
-/* Applies a preset: an INI text with `key = value` lines; lines under `[name]` apply only when
- * the task is `name`; `#` starts a comment. `origin` names the source in messages
+/* Applies a preset: an INI text with `key = value` lines, applied in file order; lines under
+ * `[task]` apply only to that task, under `[task/variant]` only to that task and attention
+ * variant; a task part `*` matches every task; `#` starts a comment. cfg->task
+ * and cfg->attn must be set first. `origin` names the source in messages
  * ("runners/presets/quick.ini:12: unknown key 'lr_'"). */
 int lra_config_apply_ini(lra_config *c, const char *text, const char *origin, char *err,
                          size_t errlen);
