@@ -361,7 +361,10 @@ static int validate(run *x, char *err, size_t errlen)
     if (va > x->st.best_val_acc) {
         x->st.best_val_acc = va;
         x->st.best_step = x->st.step;
+        x->st.evals_since_best = 0;
         memcpy(x->best, lra_model_params(x->m), np * sizeof(float));
+    } else {
+        x->st.evals_since_best++;
     }
     if (!x->opts->quiet) {
         end_progress_line(&x->pg);
@@ -462,6 +465,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
                       .first_step = x.st.step};
     x.win_t = lra_now();
     double lr = 0.0, gnorm = 0.0;
+    int early_stop = 0;
     while (x.st.step < cfg->steps) {
         double loss = train_step(&x, &lr, &gnorm);
         if (!isfinite(loss)) {
@@ -473,6 +477,10 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
         if (x.st.step % cfg->log_every == 0 || last) log_window(&x, lr, gnorm);
         if ((cfg->eval_every > 0 && x.st.step % cfg->eval_every == 0) || last) {
             if (validate(&x, err, errlen) != 0) goto out;
+            if (cfg->patience > 0 && x.st.evals_since_best >= cfg->patience && !last) {
+                early_stop = 1;
+                break;
+            }
         }
         if (stop_requested) break;
     }
@@ -490,6 +498,12 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
             record_end(&x, "diverged");
             lra_results_attr_num(x.r, "diverged_step", res->diverged_step);
         }
+    } else if (early_stop) {
+        if (!opts->quiet)
+            fprintf(stderr, "lra train: no validation improvement in %d evaluations; stopping at "
+                    "step %ld (best at step %ld)\n", cfg->patience, x.st.step, x.st.best_step);
+        finish(&x, res);
+        if (x.r) lra_results_attr_num(x.r, "stopped_early_at", (double)x.st.step);
     } else if (x.st.step < cfg->steps) {
         /* Stopped by a signal: keep everything so --resume continues from here. */
         res->status = LRA_RUN_INTERRUPTED;

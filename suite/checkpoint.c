@@ -14,7 +14,7 @@
 /* Scalar fields of the loop state, stored as float64 attributes (exact for these ranges). */
 #define STATE_FIELDS(X)                                                                    \
     X(step) X(epoch) X(cursor) X(win_loss) X(win_ok) X(win_n) X(best_val_acc) X(best_step) \
-    X(seconds)
+    X(evals_since_best) X(seconds)
 
 typedef struct buffer {
     const char *name;

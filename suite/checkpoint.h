@@ -21,6 +21,7 @@ typedef struct lra_train_state {
     long win_ok, win_n;   /* correct predictions and examples since the last log line */
     double best_val_acc;  /* the kept checkpoint */
     long best_step;
+    long evals_since_best; /* early-stopping counter */
     double seconds;       /* training time spent before this process */
 } lra_train_state;
 

@@ -50,6 +50,8 @@ static const lra_attn_option config_keys[] = {
      NULL},
     {"eval_every", "steps between validation passes, 0 = at the end only", F(eval_every),
      LRA_OPT_INT, 100, 0, 1 << 30, NULL},
+    {"patience", "early stopping: validations without improvement before stopping, 0 = off",
+     F(patience), LRA_OPT_INT, 0, 0, 1 << 30, NULL},
     {"log_every", "steps between log lines", F(log_every), LRA_OPT_INT, 10, 1, 1 << 30, NULL},
     {0},
 };

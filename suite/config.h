@@ -50,6 +50,7 @@ typedef struct lra_config {
     int seed;
     int threads;       /* 0 = all cores */
     int eval_every;    /* steps between validation passes; 0 = only at the end */
+    int patience;      /* stop after this many validations without improvement; 0 = never */
     int log_every;
 
     /* Plugin and task options, kept as text until the plugin or task parses them. */

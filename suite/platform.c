@@ -52,47 +52,60 @@ static int env_is_one(const char *name)
     return v && strcmp(v, "1") == 0;
 }
 
-/* Policy. LRA_OPENBLAS_CORETYPE, when set, is the user's explicit choice and always wins.
- * Otherwise lra wants the best core the CPU supports: if the kernel OpenBLAS loaded is weaker,
- * because it misdetected the CPU or because the environment carries an OPENBLAS_CORETYPE naming
- * an older core (machine images here set Haswell), lra sets the best one and re-executes once.
- * The replaced value is kept in LRA_INHERITED_CORETYPE and reported by lra_blas_info(), so
- * results say what happened. LRA_NO_REEXEC=1 turns all of this off. */
+/* The OpenBLAS core type wanted, or NULL to keep what is loaded.
+ * LRA_OPENBLAS_CORETYPE, when set, is the user's explicit choice and always wins. Otherwise lra
+ * wants the best core the CPU supports: if the kernel OpenBLAS loaded is weaker, because it
+ * misdetected the CPU or because the environment carries an OPENBLAS_CORETYPE naming an older
+ * core (machine images here set Haswell), the best one replaces it. */
+static const char *wanted_coretype(void)
+{
+    const char *forced = getenv("LRA_OPENBLAS_CORETYPE");
+    const char *current = getenv("OPENBLAS_CORETYPE");
+    if (forced && *forced) return current && strcasecmp(current, forced) == 0 ? NULL : forced;
+    const char *best = best_coretype();
+    return !best || blas_core_has_avx512() ? NULL : best;
+}
+
+/* OpenMP threads that wait by spinning burn the time slices their busy peers need whenever the
+ * machine has more runnable threads than cores (two test processes at once, a shared node):
+ * measured here, a short training run took 119 s with libgomp's default spin and 4.6 s with
+ * passive waiting. A step launches a few hundred parallel regions, so waking sleeping threads
+ * costs little on an idle machine. An explicit OMP_WAIT_POLICY or GOMP_SPINCOUNT wins. */
+static int wants_passive_wait(void)
+{
+    return !getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT");
+}
+
+/* Sets what the libraries read at load time and re-executes once. The replaced core type is
+ * kept in LRA_INHERITED_CORETYPE and reported by lra_blas_info(), so results say what happened.
+ * LRA_NO_REEXEC=1 turns all of this off. */
 void lra_platform_init(int argc, char **argv)
 {
     if (env_is_one("LRA_REEXEC") || env_is_one("LRA_NO_REEXEC")) return;
-    const char *forced = getenv("LRA_OPENBLAS_CORETYPE");
+    const char *core = wanted_coretype();
+    int passive = wants_passive_wait();
+    if (!core && !passive) return;
     const char *current = getenv("OPENBLAS_CORETYPE");
-    const char *want;
-    if (forced && *forced) {
-        if (current && strcasecmp(current, forced) == 0) return;
-        want = forced;
-    } else {
-        want = best_coretype();
-        if (!want || blas_core_has_avx512()) return;
+    if (core) {
+        if (current) setenv("LRA_INHERITED_CORETYPE", current, 1);
+        setenv("OPENBLAS_CORETYPE", core, 1);
     }
-    char inherited[64] = "";
-    if (current) snprintf(inherited, sizeof inherited, "%s", current);
-    if (setenv("OPENBLAS_CORETYPE", want, 1) != 0) return;
-    if (current && setenv("LRA_INHERITED_CORETYPE", inherited, 1) != 0) goto restore;
-    /* The guard survives the exec, so the new image never tries again even if OpenBLAS ignores
-     * the variable. */
-    if (setenv("LRA_REEXEC", "1", 1) != 0) goto restore;
-
+    if (passive) setenv("OMP_WAIT_POLICY", "passive", 1);
+    /* The guard survives the exec, so the new image never tries again. */
+    setenv("LRA_REEXEC", "1", 1);
     char *fallback[] = {(char *)"/proc/self/exe", NULL};
     char **args = (argc > 0 && argv && argv[0]) ? argv : fallback;
     fflush(NULL);
     execv("/proc/self/exe", args);
-
-    /* Exec failed (no /proc, say): run on with the kernel already loaded, and leave the
-     * environment as it was, so that child processes inherit what this process really uses. */
+    /* Exec failed (no /proc, say): run on with what is loaded, and say so in the environment
+     * children inherit by undoing the changes. */
     unsetenv("LRA_REEXEC");
-restore:
-    unsetenv("LRA_INHERITED_CORETYPE");
-    if (current)
-        setenv("OPENBLAS_CORETYPE", inherited, 1);
-    else
-        unsetenv("OPENBLAS_CORETYPE");
+    if (passive) unsetenv("OMP_WAIT_POLICY");
+    if (core) {
+        unsetenv("LRA_INHERITED_CORETYPE");
+        if (current) setenv("OPENBLAS_CORETYPE", current, 1);
+        else unsetenv("OPENBLAS_CORETYPE");
+    }
 }
 
 const char *lra_cpu_model(void)
@@ -141,10 +154,11 @@ const char *lra_blas_info(void)
     }
     const char *core = openblas_get_corename();
     const char *inherited = getenv("LRA_INHERITED_CORETYPE");
-    snprintf(info, sizeof info, "%s core=%s parallel=%s%s%s%s", version,
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    snprintf(info, sizeof info, "%s core=%s parallel=%s%s%s%s; OpenMP wait policy %s", version,
              core ? core : "unknown", parallel_name(openblas_get_parallel()),
              inherited ? " (replaced inherited OPENBLAS_CORETYPE=" : "",
-             inherited ? inherited : "", inherited ? ")" : "");
+             inherited ? inherited : "", inherited ? ")" : "", wait ? wait : "default");
     return info;
 }
 
