@@ -15,9 +15,13 @@ def main():
     watched = os.path.join(os.environ['MESON_SOURCE_ROOT'], 'attention')
     with open(build_ninja) as f:
         lines = f.read().split('\n')
+    escaped = watched.replace(' ', '$ ').replace(':', '$:')
     for i, line in enumerate(lines):
-        if line.startswith('build build.ninja: REGENERATE_BUILD ') and watched not in line:
-            lines[i] = line + ' ' + watched.replace(' ', '$ ').replace(':', '$:')
+        # Compare whole inputs: a relative path such as ../../work/main/attention/meson.build
+        # contains the directory's name without being the directory.
+        if line.startswith('build build.ninja: REGENERATE_BUILD ') and \
+                escaped not in line.split(' '):
+            lines[i] = line + ' ' + escaped
             break
     else:
         return  # already present, or meson changed the rule's name: stay harmless

@@ -22,6 +22,10 @@
  * dropped from backward (style.md §7); (2) the dk rows of two keys swapped. Each bug must make
  * at least one check fail. Exit status 1 means every planted bug was caught (meson registers
  * this run with should_fail); 0 means one slipped through, which turns that test red.
+ *
+ * Plugins: the .so files named by LRA_PLUGIN_PATH (colon-separated files or directories) are
+ * loaded first and checked like the built-ins. LRA_ATTN_ONLY=name[,name...] limits the
+ * per-variant checks to those variants (the descriptor checks still run over all of them).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -638,6 +642,14 @@ int main(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
+    /* Out-of-tree plugins named by LRA_PLUGIN_PATH get the same checks as the built-ins. A
+     * plugin that does not load is a failure in both modes (--plant succeeds with status 1). */
+    char load_err[512];
+    if (lra_attn_load_env(load_err, sizeof load_err) != 0) {
+        printf("FAIL LRA_PLUGIN_PATH: %s\n0 passed, 1 failed\n", load_err);
+        return plant_target ? 0 : 1;
+    }
+
     if (plant_target) {
         /* Exit 1 only if every planted bug made a check fail: that is this mode's success. */
         const lra_attention *a = lra_attn_find(plant_target);
@@ -659,7 +671,24 @@ int main(int argc, char **argv)
     }
 
     check_descriptors();
-    for (int i = 0; i < lra_attn_count(); i++) run_all_threads(lra_attn_get(i));
+    /* LRA_ATTN_ONLY=name[,name...] runs the per-variant checks of those variants only (e.g. a
+     * plugin under development); the descriptor checks above still cover every variant. */
+    const char *only = getenv("LRA_ATTN_ONLY");
+    if (only && *only) {
+        char list[512];
+        snprintf(list, sizeof list, "%s", only);
+        for (char *save = NULL, *n = strtok_r(list, ",", &save); n;
+             n = strtok_r(NULL, ",", &save)) {
+            const lra_attention *a = lra_attn_find(n);
+            snprintf(tag, sizeof tag, "%s", n);
+            if (a)
+                run_all_threads(a);
+            else
+                report(LRA_GC_FAIL, "LRA_ATTN_ONLY", "no variant named '%s'", n);
+        }
+    } else {
+        for (int i = 0; i < lra_attn_count(); i++) run_all_threads(lra_attn_get(i));
+    }
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;
 }
