@@ -1,9 +1,10 @@
 /* cmd_report.c — `lra report`: tables and gnuplot figures from the HDF5 results.
  *
- * Reads only HDF5: the run files under --in (any *.h5 holding a /<task>/<variant>/seed<N> run)
- * and the benchmark file of `lra bench`. Writes under --out:
+ * Reads only HDF5: the run files under --in (any *.h5 holding a /<task>/<variant>/seed<N> run),
+ * the benchmark file of `lra bench` and the approximation file of `lra approx`. Writes under --out:
  *   table1_accuracy.{md,tex,csv}    test accuracy per task and variant, mean ± std over seeds
  *   table2_efficiency.{md,tex,csv}  steps/s and peak memory per length, relative to softmax
+ *   table3_approx.{md,tex,csv}      approximation error against softmax (`lra approx` file)
  *   NAME.dat, NAME.gp, NAME.{png,pdf,svg}  each figure's data, its gnuplot driver and the figure
  * A metric stored in a file (accuracy, speed, memory, ratio to softmax) is copied, never
  * recomputed. The report computes only statistics across files — mean and sample standard
@@ -75,6 +76,13 @@ typedef struct bench_pt {
     double cfg_rss, cfg_ratio; /* peak RSS minus the RSS before the model was built */
 } bench_pt;
 
+/* One point of `lra approx`: /approx/<variant>/<option>=<value> (or /default). */
+typedef struct approx_pt {
+    char *variant, *option, *value, *status, *reason;
+    int var, order; /* index in report.vars; position in the file's `groups` */
+    double value_num, seeds, flops, frob, frob_sd, spec, spec_sd, op, op_sd; /* NAN if absent */
+} approx_pt;
+
 /* A published table: rows of strings exactly as printed, looked up by model (and length). */
 typedef struct pubtab {
     char *cols[16], *rows[96][16];
@@ -82,8 +90,8 @@ typedef struct pubtab {
 } pubtab;
 
 typedef struct report {
-    const char *in, *bench, *out;
-    char out_buf[PATH_MAX], bench_buf[PATH_MAX], tpl_dir[PATH_MAX];
+    const char *in, *bench, *approx, *out;
+    char out_buf[PATH_MAX], bench_buf[PATH_MAX], approx_buf[PATH_MAX], tpl_dir[PATH_MAX];
     int published, png, pdf, svg;
     run *runs;
     int nruns, cap;
@@ -95,6 +103,9 @@ typedef struct report {
     bench_pt *pts;
     int npts;
     char machine[1024];
+    approx_pt *apx; /* sorted: variant order, then swept value */
+    int napx;
+    char apx_task[64], apx_shape[256]; /* the approximation file's inputs, for captions */
     pubtab pub1, pub2;
 } report;
 
@@ -429,6 +440,82 @@ static int bench_ok(const bench_pt *p)
            isfinite(p->sps) && isfinite(p->rss);
 }
 
+/* ---- reading the approximation file ------------------------------------------------------ */
+
+/* A variant's points in sweep order: by swept value (default / non-numeric first), else as
+ * listed in the file. */
+static int cmp_approx(const void *a, const void *b)
+{
+    const approx_pt *x = a, *y = b;
+    if (x->var != y->var) return x->var - y->var;
+    int fx = isfinite(x->value_num), fy = isfinite(y->value_num);
+    if (fx != fy) return fx - fy;
+    if (fx && x->value_num != y->value_num) return x->value_num < y->value_num ? -1 : 1;
+    return x->order - y->order;
+}
+
+/* Points come from the file attribute `groups` (results/README.md, "Approximation files").
+ * Variants seen only here are appended to the list, so each keeps its style in every figure. */
+static void load_approx(report *r)
+{
+    char err[512];
+    lra_results *top = lra_results_load(r->approx, "/", err, sizeof err);
+    const char *groups = top ? lra_results_get_str(top, "groups") : NULL;
+    if (!groups) lra_die("%s is not an approximation file of 'lra approx' (no 'groups' "
+                         "attribute)%s%s", r->approx, top ? "" : ": ", top ? "" : err);
+    const char *task = lra_results_get_str(top, "task"), *src = lra_results_get_str(top, "source");
+    snprintf(r->apx_task, sizeof r->apx_task, "%s", task ? task : "?");
+    snprintf(r->apx_shape, sizeof r->apx_shape,
+             "%.0f tokens, batch %.0f, %.0f heads of dim %.0f, q, k, v of layer 0 at %s",
+             num_attr(top, "tokens"), num_attr(top, "batch"), num_attr(top, "heads"),
+             num_attr(top, "head_dim"), src ? src : "?");
+    for (const char *s = groups; *s;) {
+        s += strspn(s, " \t\r\n");
+        size_t k = strcspn(s, " \t\r\n");
+        char group[PATH_MAX];
+        snprintf(group, sizeof group, "%.*s", (int)k, s);
+        s += k;
+        lra_results *g = k ? lra_results_load(r->approx, group, err, sizeof err) : NULL;
+        const char *var = g ? lra_results_get_str(g, "variant") : NULL;
+        if (!var || !lra_results_get_str(g, "status")) {
+            if (k) fprintf(stderr, "lra report: ignoring %s%s: %s\n", r->approx, group,
+                           g ? "no variant or status attribute" : err);
+            lra_results_free(g);
+            continue;
+        }
+        approx_pt *p = realloc(r->apx, (size_t)(r->napx + 1) * sizeof *r->apx);
+        if (!p) lra_die("out of memory reading %s", r->approx);
+        r->apx = p;
+        p[r->napx] = (approx_pt){
+            .variant = xstrdup(var), .option = xstrdup(lra_results_get_str(g, "option")),
+            .value = xstrdup(lra_results_get_str(g, "value")),
+            .status = xstrdup(lra_results_get_str(g, "status")),
+            .reason = xstrdup(lra_results_get_str(g, "reason")),
+            .var = add_name(r->vars, &r->nvars, MAX_VARS, var, "variants"), .order = r->napx,
+            .value_num = num_attr(g, "value_num"), .seeds = num_attr(g, "seeds"),
+            .flops = num_attr(g, "flops"), .frob = num_attr(g, "frob_mean"),
+            .frob_sd = num_attr(g, "frob_std"), .spec = num_attr(g, "spectral_mean"),
+            .spec_sd = num_attr(g, "spectral_std"), .op = num_attr(g, "operator_spectral_mean"),
+            .op_sd = num_attr(g, "operator_spectral_std")};
+        r->napx++;
+        lra_results_free(g);
+    }
+    lra_results_free(top);
+    qsort(r->apx, (size_t)r->napx, sizeof *r->apx, cmp_approx);
+}
+
+static int approx_ok(const approx_pt *p)
+{
+    return !strcmp(p->status, "ok") && isfinite(p->flops) && isfinite(p->frob);
+}
+
+/* "option=value", or "default" for a variant without a sweep. */
+static void approx_point(const approx_pt *p, char *buf, size_t n)
+{
+    if (p->option[0]) snprintf(buf, n, "%s=%s", p->option, p->value);
+    else snprintf(buf, n, "default");
+}
+
 /* ---- published numbers (plots/published/NAME.csv, transcribed by hand from the paper) ---- */
 
 static void load_pub(const report *r, pubtab *p, const char *file)
@@ -511,7 +598,8 @@ static void tex_put(FILE *f, const char *s)
         {"±", "$\\pm$"}, {"—", "---"},  {"×", "$\\times$"}, {"†", "$^\\dagger$"},
         {"_", "\\_"},    {"%", "\\%"},  {"&", "\\&"},       {"#", "\\#"},
         {"$", "\\$"},    {"~", "\\~{}"}, {"^", "\\^{}"},    {"{", "\\{"}, {"}", "\\}"},
-        {"\\", "\\textbackslash{}"}, {"∝", "$\\propto$"}};
+        {"\\", "\\textbackslash{}"}, {"∝", "$\\propto$"}, {"‖", "$\\|$"},
+        {"₂", "$_2$"}, {"−", "$-$"}, {"↦", "$\\mapsto$"}, {"≤", "$\\le$"}};
     while (*s) {
         size_t i = 0, n = sizeof map / sizeof map[0];
         while (i < n && strncmp(s, map[i][0], strlen(map[i][0])) != 0) i++;
@@ -833,6 +921,73 @@ static void table2_csv(const report *r, grid *csv)
     }
 }
 
+/* ---- Table 3: approximation error against softmax ------------------------------------------ */
+
+/* An error as printed: mean ± std over seeds (one seed: no ±), "n/a" when not defined. */
+static void err_text(char *buf, double m, double sd, double seeds)
+{
+    if (!isfinite(m)) snprintf(buf, CELL, "n/a");
+    else if (m == 0) snprintf(buf, CELL, "0");
+    else if (seeds > 1 && isfinite(sd)) snprintf(buf, CELL, "%#.3g ± %#.2g", m, sd);
+    else snprintf(buf, CELL, "%#.3g", m);
+}
+
+/* Markdown/LaTeX rows: one per point; the CSV (`csv`) has the stored values in full. */
+static void table3(const report *r, grid *g, grid *csv)
+{
+    const char *h[] = {"variant", "option", "value", "value_num", "status", "seeds", "flops",
+                       "frob_mean", "frob_std", "spectral_mean", "spectral_std",
+                       "operator_spectral_mean", "operator_spectral_std", "reason"};
+    const char *cols[] = {"Variant", "Point", "FLOPs", "Frobenius", "Spectral", "Operator"};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) add_col(csv, "", h[i]);
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) add_col(g, cols[i], "");
+    snprintf(g->title, sizeof g->title, "Table 3");
+    snprintf(g->label, sizeof g->label, "tab:lra-approx");
+    for (int i = 0; i < r->napx; i++) {
+        const approx_pt *p = &r->apx[i];
+        char pt[CELL];
+        approx_point(p, pt, sizeof pt);
+        if (g->nrows == MAX_ROWS) {
+            grid_note(g, "Only the first %d points are listed (of %d).\n", MAX_ROWS, r->napx);
+            break;
+        }
+        int row = g->nrows++;
+        csv->nrows++;
+        const char *text[] = {p->variant, p->option, p->value, "", p->status, "", "", "", "",
+                              "", "", "", "", p->reason};
+        const double num[] = {NAN, NAN, NAN, p->value_num, NAN, p->seeds, p->flops, p->frob,
+                              p->frob_sd, p->spec, p->spec_sd, p->op, p->op_sd, NAN};
+        for (int k = 0; k < (int)(sizeof h / sizeof h[0]); k++) {
+            snprintf(csv->cell[row][k], CELL, "%.*s", CELL - 1, text[k]);
+            set_num(csv, row, k, num[k]);
+        }
+        snprintf(g->cell[row][0], CELL, "%s", i && r->apx[i - 1].var == p->var ? "" : p->variant);
+        snprintf(g->cell[row][1], CELL, "%s", pt);
+        if (isfinite(p->flops)) snprintf(g->cell[row][2], CELL, "%.3g", p->flops);
+        if (strcmp(p->status, "ok") != 0) {
+            for (int c = 3; c < 6; c++) snprintf(g->cell[row][c], CELL, "—");
+            grid_note(g, "— %s %s %s: %s\n", p->variant, pt, p->status,
+                      p->reason[0] ? p->reason : "no reason recorded");
+            continue;
+        }
+        err_text(g->cell[row][3], p->frob, p->frob_sd, p->seeds);
+        err_text(g->cell[row][4], p->spec, p->spec_sd, p->seeds);
+        err_text(g->cell[row][5], p->op, p->op_sd, p->seeds);
+        if (!isfinite(p->op))
+            grid_note(g, "n/a: %s %s: %s\n", p->variant, pt,
+                      p->reason[0] ? p->reason : "operator error not defined");
+    }
+    snprintf(g->caption, sizeof g->caption,
+             "Approximation error against exact softmax attention on task %s (%s), from %s. "
+             "Frobenius: ‖O − O*‖_F / ‖O*‖_F of the output; spectral: ‖O − O*‖₂ / (‖P‖₂ ‖V‖₂) "
+             "(KDEformer's normalisation); operator: ‖M − P‖₂ / ‖P‖₂ of the attention operator "
+             "V ↦ O (n/a when the output is not linear in V); each averaged over (batch, head) "
+             "slices. Stochastic variants: mean ± sample standard deviation over plugin seeds; "
+             "deterministic ones: one value. FLOPs: the plugin's count for one forward pass "
+             "over the batch. Values copied from the file, never recomputed.",
+             r->apx_task, r->apx_shape, r->approx);
+}
+
 /* ---- figures ------------------------------------------------------------------------------ */
 
 static int have_gnuplot(void)
@@ -1033,6 +1188,64 @@ static void fig_bubble(const report *r, const char *mode)
     draw(r, name, "bubble.gp", vars, PNG_H);
 }
 
+/* Error against cost from the approximation file, log-log: one line per variant through its
+ * sweep points (by swept value, each point labelled with its value), error bars ± 1 std over
+ * seeds; points with error ≤ EXACT_TOL cannot sit on a log axis and form a marker row at
+ * `floor`, a decade below every other error. Blocks: the lines first, then one per variant
+ * with exact points. */
+static void fig_approx(const report *r)
+{
+    static const double EXACT_TOL = 1e-6;
+    char names[4096] = "", styles[512] = "", title[256], vars[8192];
+    int nlines = 0, nblocks = 0;
+    double lo = INFINITY, hi = 0, xlo = INFINITY, xhi = 0;
+    FILE *f = open_out(r, "approx_error.dat");
+    fprintf(f, "# lines: flops frob_low frob_mean frob_high spectral_low spectral_mean "
+               "spectral_high \"value\"; then exact points (error <= %g): flops \"value\"\n",
+            EXACT_TOL);
+    for (int exact = 0; exact < 2; exact++)
+        for (int i = 0, any = 0; i < r->napx; i++) {
+            const approx_pt *p = &r->apx[i];
+            if (i && p->var != r->apx[i - 1].var) any = 0; /* a new variant */
+            if (!approx_ok(p) || (p->frob <= EXACT_TOL) != exact) continue;
+            if (!any) {
+                fprintf(f, "%s# %s%s\n", nblocks ? "\n\n" : "", p->variant,
+                        exact ? " (exact)" : "");
+                snprintf(title, sizeof title, "%s%s%s%s", p->variant,
+                         p->option[0] ? ": " : "", p->option, exact ? " (exact)" : "");
+                if (strlen(names) + strlen(title) + 4 < sizeof names)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), " \"%s\"",
+                             title);
+                snprintf(styles + strlen(styles), sizeof styles - strlen(styles), " %d",
+                         p->var + 1);
+                nblocks++, nlines += !exact;
+            }
+            any = 1;
+            xlo = fmin(xlo, p->flops), xhi = fmax(xhi, p->flops);
+            const double m[2] = {p->frob, p->spec}, sd[2] = {p->frob_sd, p->spec_sd};
+            fprintf(f, "%g", p->flops);
+            for (int k = 0; k < 2 && !exact; k++) {
+                double s = isfinite(sd[k]) && p->seeds > 1 ? sd[k] : 0;
+                double l = m[k] - s > 0 ? m[k] - s : m[k]; /* no bar to 0 on a log axis */
+                fprintf(f, " %g %g %g", l, m[k], m[k] + s);
+                if (isfinite(m[k])) lo = fmin(lo, l), hi = fmax(hi, m[k] + s);
+            }
+            fprintf(f, " \"%s\"\n", p->option[0] ? p->value : " "); /* "": a missing column */
+        }
+    fclose(f);
+    if (!nblocks) return;
+    if (!isfinite(lo)) lo = hi = 1; /* every point exact */
+    double decade = pow(10, floor(log10(lo))), floor_y = decade / 4;
+    snprintf(vars, sizeof vars,
+             "names = '%s'\nstyles = \"%s\"\nnlines = %d\nexact_tol = \"1e%.0f\"\n"
+             "floor_y = %g\ndecade = %g\nylo = %g\nyhi = %g\nxlo = %g\nxhi = %g\n"
+             "x_label = \"attention FLOPs, one forward pass over the batch (log scale)\"\n"
+             "plot_title = \"Approximation error against cost, task %s\\n(%s)\"",
+             names, styles, nlines, log10(EXACT_TOL), floor_y, decade, floor_y / 1.8, hi * 1.5,
+             xlo / 1.5, xhi * 1.5, r->apx_task, r->apx_shape);
+    draw(r, "approx_error", "approx.gp", vars, PNG_H + 150);
+}
+
 static int read_column(hid_t f, const char *group, const char *col, double **out)
 {
     char path[PATH_MAX];
@@ -1102,14 +1315,17 @@ static void fig_curves(const report *r, int t)
 
 static void help(void)
 {
-    printf("usage: lra report [--in DIR] [--bench FILE] [--out DIR] [--published]\n"
-           "                  [--format png,pdf,svg]\n\n"
+    printf("usage: lra report [--in DIR] [--bench FILE] [--approx FILE] [--out DIR]\n"
+           "                  [--published] [--format png,pdf,svg]\n\n"
            "Reads the run files under DIR (default results/quick; any *.h5 holding a\n"
-           "/<task>/<variant>/seed<N> run) and the benchmark file (default DIR/bench.h5 if\n"
-           "present) and writes to --out (default plots/<basename of DIR>):\n"
+           "/<task>/<variant>/seed<N> run), the benchmark file (default DIR/bench.h5 if\n"
+           "present) and the approximation file of 'lra approx' (default DIR/approx.h5, else\n"
+           "results/approx.h5, if present) and writes to --out (default plots/<basename of DIR>):\n"
            "  table1_accuracy.{md,tex,csv}    accuracy per task, mean ± std over seeds, average\n"
            "  table2_efficiency.{md,tex,csv}  steps/s and memory per length relative to softmax\n"
-           "  accuracy, speed_<mode>, memory_<mode>, tradeoff_<mode>, curves_<task>:\n"
+           "  table3_approx.{md,tex,csv}      approximation error against softmax, with FLOPs\n"
+           "  accuracy, speed_<mode>, memory_<mode>, tradeoff_<mode>, curves_<task>,\n"
+           "  approx_error:\n"
            "      gnuplot figures (.png, .pdf) with their .dat data and .gp drivers\n"
            "The Markdown tables are also printed. --published adds the LRA paper's numbers\n"
            "(Tay et al., arXiv 2011.04006, Tables 1 and 2) beside ours. Needs gnuplot\n"
@@ -1127,6 +1343,7 @@ static void parse_args(report *r, int argc, char **argv)
         } else if (lra_arg_value(argc, argv, &i, "--in", &r->in, "report") ||
                    lra_arg_value(argc, argv, &i, "--out", &r->out, "report") ||
                    lra_arg_value(argc, argv, &i, "--bench", &r->bench, "report") ||
+                   lra_arg_value(argc, argv, &i, "--approx", &r->approx, "report") ||
                    lra_arg_value(argc, argv, &i, "--format", &fmt, "report")) {
             continue;
         } else if (!strcmp(argv[i], "--published")) {
@@ -1151,6 +1368,10 @@ static void parse_args(report *r, int argc, char **argv)
         snprintf(r->bench_buf, sizeof r->bench_buf, "%.*s%sbench.h5", (int)(base - r->in), r->in,
                  base == r->in ? "../" : "");
     if (!r->bench && access(r->bench_buf, R_OK) == 0) r->bench = r->bench_buf;
+    snprintf(r->approx_buf, sizeof r->approx_buf, "%.*s/approx.h5", (int)n, r->in);
+    if (!r->approx && access(r->approx_buf, R_OK) != 0) /* lra approx's own default */
+        snprintf(r->approx_buf, sizeof r->approx_buf, "results/approx.h5");
+    if (!r->approx && access(r->approx_buf, R_OK) == 0) r->approx = r->approx_buf;
     const char *tpl = getenv("LRA_PLOTS_DIR");
     snprintf(r->tpl_dir, sizeof r->tpl_dir, "%s", tpl ? tpl : LRA_SOURCE_ROOT "/plots");
 }
@@ -1161,10 +1382,21 @@ static void write_tables(const report *r, grid *g1, grid *c1)
     FILE *csv = open_out(r, "table1_accuracy.csv");
     write_md(md, g1), write_tex(tex, g1), write_csv(csv, c1);
     fclose(md), fclose(tex), fclose(csv);
-    if (!r->bench) return;
+    grid *g = calloc(1, sizeof *g), *c3 = calloc(1, sizeof *c3);
+    if (!g || !c3) lra_die("out of memory");
+    if (r->approx) {
+        table3(r, g, c3);
+        md = open_out(r, "table3_approx.md"), tex = open_out(r, "table3_approx.tex");
+        csv = open_out(r, "table3_approx.csv");
+        write_md(md, g), write_tex(tex, g), write_csv(csv, c3);
+        fclose(md), fclose(tex), fclose(csv);
+    }
+    free(c3);
+    if (!r->bench) {
+        free(g);
+        return;
+    }
     md = open_out(r, "table2_efficiency.md"), tex = open_out(r, "table2_efficiency.tex");
-    grid *g = calloc(1, sizeof *g);
-    if (!g) lra_die("out of memory");
     for (int m = 0; m < r->nmodes; m++) {
         memset(g, 0, sizeof *g);
         snprintf(g->title, sizeof g->title, "Table 2%s%s", r->nmodes > 1 ? ", " : "",
@@ -1202,6 +1434,7 @@ static void figures(const report *r)
         fig_bubble(r, r->modes[m]);
     }
     for (int t = 0; t < r->ntasks; t++) fig_curves(r, t);
+    if (r->approx) fig_approx(r);
 }
 
 int lra_cmd_report(int argc, char **argv);
@@ -1222,6 +1455,7 @@ int lra_cmd_report(int argc, char **argv)
                            r->in);
     organise(r);
     if (r->bench) load_bench(r);
+    if (r->approx) load_approx(r);
     if (r->published) load_pub(r, &r->pub1, "lra_table1.csv"), load_pub(r, &r->pub2,
                                                                          "lra_table2.csv");
     if (mkdirs(r->out) != 0) lra_die("cannot create %s: %s", r->out, strerror(errno));
@@ -1230,11 +1464,15 @@ int lra_cmd_report(int argc, char **argv)
     if (!r->bench)
         fprintf(stderr, "lra report: no benchmark file (%s): Table 2 and the speed, memory and "
                         "trade-off figures are skipped (run 'lra bench')\n", r->bench_buf);
+    if (!r->approx)
+        fprintf(stderr, "lra report: no approximation file (%s): Table 3 and the approx_error "
+                        "figure are skipped (run 'lra approx')\n", r->approx_buf);
     figures(r);
     fprintf(stderr, "lra report: %d runs, %d tasks, %d variants; tables and figures in %s/\n",
             r->nruns, r->ntasks, r->ntrained, r->out);
     cat_out(r, "table1_accuracy.md");
     if (r->bench) cat_out(r, "table2_efficiency.md");
+    if (r->approx) cat_out(r, "table3_approx.md");
     free(g1), free(c1);
     return LRA_EXIT_OK;
 }

@@ -2,9 +2,9 @@
 # test_report.sh — `lra report` on a small real results tree.
 # usage: test_report.sh LRA_EXE SOURCE_ROOT BUILD_ROOT
 # Trains 3 variants × 2 seeds on the synthetic task (tiny), records one skipped run, measures a
-# tiny benchmark, then checks the tables against the HDF5 values (mean and sample std over seeds
-# recomputed here with h5dump + awk), the figures (valid PNGs, ≥ 1200 px wide), the LaTeX (if
-# pdflatex exists) and the error paths.
+# tiny benchmark and a tiny `lra approx` sweep, then checks the tables against the HDF5 values
+# (mean and sample std over seeds recomputed here with h5dump + awk), the figures (valid PNGs,
+# ≥ 1200 px wide), the LaTeX (if pdflatex exists) and the error paths.
 set -u
 LRA=$1
 TMP=$(mktemp -d)
@@ -119,12 +119,81 @@ else
     echo "note: gnuplot not found; figure checks skipped"
 fi
 
-# 7. --published adds the paper's columns, clearly labelled.
+# 7. --approx: Table 3 and the approx_error figure from a small `lra approx` file (softmax is
+# exact; nystrom's landmarks=128 exceeds the 65 tokens and is recorded as skipped).
+"$LRA" approx --attn softmax,performer,nystrom --task synthetic --len 64 \
+    --set attn.performer.kernel=softmax --sweep performer.features=8,32 \
+    --sweep nystrom.landmarks=4,16,128 --set attn.nystrom.conv=0 --out "$TMP/approx.h5" \
+    --quiet >"$TMP/approx.log" 2>&1 || { cat "$TMP/approx.log"; bad "lra approx"; }
+"$LRA" report --in "$TMP/r" --approx "$TMP/approx.h5" --out "$TMP/pa" >"$TMP/stdout3.md" \
+    2>"$TMP/report3.log"
+rc=$?
+check "report --approx exits 0" test $rc -eq 0
+[ $rc -eq 0 ] || cat "$TMP/report3.log"
+A=$TMP/pa
+for ext in md tex csv; do check "table3_approx.$ext not empty" test -s "$A/table3_approx.$ext"; done
+check "Table 3 printed to stdout" grep -q '^\*\*Table 3\.\*\*' "$TMP/stdout3.md"
+attr() { # group attribute → value as h5dump prints it
+    h5dump -a "$1/$2" "$TMP/approx.h5" | awk '/\(0\):/ { print $2 }' | tr -d '"'
+}
+for pt in performer/features=8 performer/features=32 nystrom/landmarks=4 nystrom/landmarks=16; do
+    g=/approx/$pt
+    var=${pt%%/*}
+    point=${pt#*/}
+    seeds=$(attr "$g" seeds)
+    want=""
+    for m in frob spectral operator_spectral; do
+        want+=$(awk -v m="$(attr "$g" ${m}_mean)" -v s="$(attr "$g" ${m}_std)" -v n="$seeds" \
+            'BEGIN { if (n > 1) printf " %#.3g ± %#.2g |", m, s; else printf " %#.3g |", m }')
+    done
+    row=$(grep "| $point |" "$A/table3_approx.md")
+    if [[ "$row" == *"$want" ]]; then ok; else bad "Table 3 $pt: want '$want', row '$row'"; fi
+    # CSV: the stored values, compared to h5dump's to 6 significant digits.
+    csvrow=$(grep "^$var,${point%%=*},${point#*=}," "$A/table3_approx.csv")
+    for spec in 7:flops 8:frob_mean 9:frob_std 10:spectral_mean 12:operator_spectral_mean; do
+        col=${spec%%:*}
+        h=$(attr "$g" "${spec#*:}")
+        got=$(echo "$csvrow" | awk -F, -v c="$col" '{ print $c }')
+        check "Table 3 CSV $pt ${spec#*:} ($got vs $h)" awk -v a="$got" -v b="$h" \
+            'BEGIN { d = a - b; d = d < 0 ? -d : d; b = b < 0 ? -b : b
+                     exit !(a != "" && d <= 1e-5 * b + 1e-12) }'
+    done
+done
+check "Table 3 softmax row exact" grep -q '^| softmax | default | [0-9.e+]* | 0 | 0 | 0 |' \
+    "$A/table3_approx.md"
+check "Table 3 skipped point shows —" grep -q '| landmarks=128 | [0-9.e+]* | — | — | — |' \
+    "$A/table3_approx.md"
+check "Table 3 footnote gives the reason" grep -q 'nystrom landmarks=128 skipped:.*exceeds' \
+    "$A/table3_approx.md"
+check "Table 3 LaTeX escapes the norms" grep -q '\$\\|\$O \$-\$ O\*\$\\|\$' \
+    "$A/table3_approx.tex"
+check "Table 3 CSV: one row per point" test "$(($(wc -l <"$A/table3_approx.csv") - 1))" -eq 6
+if command -v gnuplot >/dev/null; then
+    png=$A/approx_error.png
+    sig=$(head -c 8 "$png" 2>/dev/null | od -An -tx1 | tr -d ' \n')
+    check "approx_error.png is a PNG" test "$sig" = "89504e470d0a1a0a"
+    width=$(od -An -j16 -N4 -tu1 "$png" 2>/dev/null |
+            awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }')
+    check "approx_error.png is 1600 px wide (got ${width:-none})" test "${width:-0}" -eq 1600
+    check "approx_error.pdf exists" test -s "$A/approx_error.pdf"
+    # Data: two lines (performer, nystrom) with their two ok points each, softmax exact.
+    check "approx_error.dat: 4 line points + 1 exact" test "$(grep -c '^[0-9]' \
+        "$A/approx_error.dat")" -eq 5
+    check "approx_error.dat: softmax in the exact block" grep -q '^# softmax (exact)' \
+        "$A/approx_error.dat"
+fi
+# Without --approx and without a default file: no Table 3, and a message saying so.
+if [ ! -e results/approx.h5 ]; then
+    check "no approx file: no Table 3" test ! -e "$P/table3_approx.md"
+    check "no approx file: says so" grep -q "no approximation file" "$TMP/report.log"
+fi
+
+# 8. --published adds the paper's columns, clearly labelled.
 "$LRA" report --in "$TMP/r" --out "$TMP/pp" --published --format png >/dev/null 2>&1
 check "--published labels the paper's numbers" grep -q 'LRA paper (TPU)' \
     "$TMP/pp/table1_accuracy.md"
 
-# 8. Errors: missing --in (exit 1, path named), no run files (exit 1), no gnuplot (tables
+# 9. Errors: missing --in (exit 1, path named), no run files (exit 1), no gnuplot (tables
 # written, a warning naming the package, exit 0).
 "$LRA" report --in "$TMP/nowhere" --out "$TMP/x" >/dev/null 2>"$TMP/err"
 check "missing --in exits 1" test $? -eq 1
