@@ -336,7 +336,7 @@ static void test_bad_input(void)
     expect_error("corrupt tar.gz", path, 1000, NULL, "garbled.tar.gz", NULL);
 
     const char *bad_val[] = {"task.val=dev", NULL}, *unknown[] = {"task.vocab=3", NULL};
-    expect_error("seq_len 512", FIXTURE, 512, NULL, "seq_len must be in [1000, 4096]", NULL);
+    expect_error("seq_len 8", FIXTURE, 8, NULL, "seq_len must be in [16, 4096]", NULL);
     expect_error("task.val=dev", FIXTURE, 1000, bad_val, "task.val wants test or holdout",
                  NULL);
     expect_error("unknown option", FIXTURE, 1000, unknown, "unknown option 'task.vocab'", NULL);
