@@ -16,7 +16,7 @@ echo "== training: every variant on every task (lra suite --preset quick)"
     --out-dir "$out" --quiet
 
 echo "== speed and memory (lra bench, LRA Table 2 protocol at CPU-sized lengths)"
-"$lra" bench --attn all --len 512,1024,2048 --batch 4 --preset quick --repeats 3 --warmup 1 \
+"$lra" bench --attn all --len 512,1024,2048 --batch 4 --preset quick --repeats 2 --warmup 1 \
     --out "$out/bench.h5" --quiet
 
 echo "== report (lra report)"
