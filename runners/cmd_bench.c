@@ -92,13 +92,6 @@ typedef struct bench_run {
     char start[32], cmdline[4096];
 } bench_run;
 
-static void iso_now(char *buf, size_t n)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-}
-
 /* The directory holding `path`, with its trailing slash ("." for a bare name). */
 static void parent_dir(const char *path, char *buf, size_t n)
 {
@@ -671,7 +664,7 @@ static void write_config(hid_t g, const bench_run *b, const outcome *r)
 static void write_file_attrs(hid_t f, const bench_run *b, const char *status, const char *list)
 {
     char when[32];
-    iso_now(when, sizeof when);
+    lra_utc_now(when, sizeof when);
     h5_num(f, "lra_bench_version", 1);
     h5_str(f, "status", status);
     h5_str(f, "cpu", lra_cpu_model());
@@ -860,7 +853,7 @@ static void check_setup(bench_run *b)
 static int run_sweep(bench_run *b)
 {
     const bench_opts *o = &b->o;
-    iso_now(b->start, sizeof b->start);
+    lra_utc_now(b->start, sizeof b->start);
     if (!o->quiet) fprintf(stderr, "lra bench: measuring the sgemm ceiling\n");
     b->sgemm_gflops = measure_sgemm(o);
     b->res = calloc((size_t)(o->n_attns * o->n_lens), sizeof *b->res);

@@ -178,19 +178,6 @@ static int cmp_int(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static FILE *open_out(const report *r, const char *name)
 {
     char path[PATH_MAX + 128];
@@ -1458,7 +1445,7 @@ int lra_cmd_report(int argc, char **argv)
     if (r->approx) load_approx(r);
     if (r->published) load_pub(r, &r->pub1, "lra_table1.csv"), load_pub(r, &r->pub2,
                                                                          "lra_table2.csv");
-    if (mkdirs(r->out) != 0) lra_die("cannot create %s: %s", r->out, strerror(errno));
+    if (lra_mkdirs(r->out) != 0) lra_die("cannot create %s: %s", r->out, strerror(errno));
     table1(r, g1, c1);
     write_tables(r, g1, c1);
     if (!r->bench)

@@ -80,19 +80,6 @@ static void default_attns(sweep *w)
         w->attns[w->n_attns++] = lra_attn_get(i)->name;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Status recorded in an existing results file, or "" when there is none. */
 static void existing_status(const char *path, const char *group, char *status, size_t n)
 {
@@ -105,20 +92,12 @@ static void existing_status(const char *path, const char *group, char *status, s
     lra_results_free(r);
 }
 
-static void iso_now(char *buf, size_t n)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* A run that never got as far as writing its own results still gets a file: status and why. */
 static void record_outcome(const char *path, const char *group, const sweep *w, const char *task,
                            const char *attn, int seed, const char *status, const char *reason)
 {
     char when[32], err[512];
-    iso_now(when, sizeof when);
+    lra_utc_now(when, sizeof when);
     lra_results *r = lra_results_create(path, group);
     lra_results_attr_str(r, "task", task);
     lra_results_attr_str(r, "variant", attn);
@@ -197,7 +176,7 @@ static int run_cell(const sweep *w, const char *task, const char *attn, int seed
         t->done_before++;
         return 0;
     }
-    if (mkdirs(dir) != 0) lra_die("cannot create results directory %s: %s", dir, strerror(errno));
+    if (lra_mkdirs(dir) != 0) lra_die("cannot create results directory %s: %s", dir, strerror(errno));
     fprintf(stderr, "[%d/%d] %s / %s / seed %d%s\n", index, total, task, attn, seed,
             !strcmp(status, "interrupted") || !strcmp(status, "running") ? " (resuming)" : "");
     snprintf(errfile, sizeof errfile, "%s/seed%d.error", dir, seed);

@@ -1,43 +1,19 @@
 /* presets.c — find and apply presets. */
 #include "presets.h"
 
+#include "source.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static char *read_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open preset file %s", path);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0 || n > (1 << 20)) {
-        snprintf(err, errlen, "preset file %s is unreadable or larger than 1 MiB", path);
-        fclose(f);
-        return NULL;
-    }
-    char *text = malloc((size_t)n + 1);
-    size_t got = text ? fread(text, 1, (size_t)n, f) : 0;
-    fclose(f);
-    if (!text || got != (size_t)n) {
-        snprintf(err, errlen, "cannot read preset file %s", path);
-        free(text);
-        return NULL;
-    }
-    text[n] = 0;
-    return text;
-}
-
 int lra_preset_apply(lra_config *cfg, const char *name_or_path, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(name_or_path, &st) == 0 && S_ISREG(st.st_mode)) {
-        char *text = read_file(name_or_path, err, errlen);
+        size_t size = 0;
+        char *text = (char *)lra_read_file(name_or_path, &size, 1 << 20, err, errlen);
         if (!text) return -1;
         int rc = lra_config_apply_ini(cfg, text, name_or_path, err, errlen);
         free(text);

@@ -109,20 +109,12 @@ static void optimizer_step(lra_model *m, const lra_config *c, double lr, long t)
     }
 }
 
-static void iso_time(char *buf, size_t n)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void record_setup(lra_results *r, const lra_config *c, const lra_model *m,
                          const lra_task *task)
 {
     char text[16384], when[32];
     lra_config_format(c, text, sizeof text);
-    iso_time(when, sizeof when);
+    lra_utc_now(when, sizeof when);
     lra_results_attr_str(r, "task", c->task);
     lra_results_attr_str(r, "variant", c->attn);
     lra_results_attr_str(r, "preset", c->preset);
@@ -386,7 +378,7 @@ static int save_progress(run *x, char *err, size_t errlen)
 static void record_end(run *x, const char *status)
 {
     char when[32];
-    iso_time(when, sizeof when);
+    lra_utc_now(when, sizeof when);
     lra_results_attr_str(x->r, "status", status);
     lra_results_attr_str(x->r, "end_time", when);
     lra_results_attr_num(x->r, "steps_done", (double)x->st.step);

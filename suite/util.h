@@ -40,6 +40,12 @@ void lra_free(void *p);
 /* snprintf into a fixed buffer; returns the buffer. */
 LRA_PRINTF(3, 4) char *lra_fmt(char *buf, size_t n, const char *fmt, ...);
 
+/* Creates a directory and its missing parents (mode 0755); 0, or -1 with errno set. */
+int lra_mkdirs(const char *path);
+
+/* The current UTC time as ISO 8601, "2026-11-22T21:04:00Z". */
+void lra_utc_now(char *buf, size_t n);
+
 /* Monotonic wall time in seconds. */
 double lra_now(void);
 

@@ -47,19 +47,6 @@ static void cache_dir(char *buf, size_t n)
         snprintf(buf, n, "/tmp/lra-cache");
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Identity of an input path: resolved name, size and modification time, so that a changed
  * file gets a new cache entry. */
 static void describe_input(const char *path, char *buf, size_t n)
@@ -164,7 +151,7 @@ int lra_cache_write(const char *path, const char *task, const char *key,
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = 0;
-    if (slash && mkdirs(dir) != 0) {
+    if (slash && lra_mkdirs(dir) != 0) {
         snprintf(err, errlen, "cannot create cache directory %s: %s", dir, strerror(errno));
         return -1;
     }
