@@ -52,6 +52,7 @@
 
 #include "lra_attention.h"
 #include "lra_rng.h"
+#include "lra_vmath.h"
 
 /* Options, filled by the framework from the table below before init(). */
 typedef struct flash_priv {
@@ -151,30 +152,9 @@ static flash_slice flash_slice_at(const lra_attn_ctx *ctx, int bh, const float *
     return f;
 }
 
-/* exp(x) within 1 ulp (0.98 measured over every float in [−87.3, 1]; libm's expf: 0.5), after
- * Cephes expf, written so that loops over it vectorise: no calls, no branches. x = n·ln 2 + r with |r| <= ln 2/2 (Cody–Waite split of ln 2), exp(r)
- * by a degree-7 polynomial, 2ⁿ built in the exponent bits. Returns 0 below −87.3, where expf
- * would return a subnormal under 1.2e-38 (and for −∞, the exponent of a padded key); the
- * arguments here are <= 0 up to rounding, and anything above 88.3 saturates near 2.3e38. */
-static inline float flash_exp(float x)
-{
-    const float lo = -87.3f, hi = 88.3f, round = 12582912.0f; /* 1.5·2²³ */
-    const float xc = x < lo ? lo : x > hi ? hi : x;
-    /* Adding 1.5·2²³ rounds xc/ln 2 to an integer n held in the low mantissa bits of t. */
-    const float t = xc * 1.44269504088896341f + round;
-    const float n = t - round;
-    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-    float poly = 1.9875691500e-4f;
-    poly = poly * r + 1.3981999507e-3f;
-    poly = poly * r + 8.3334519073e-3f;
-    poly = poly * r + 4.1665795894e-2f;
-    poly = poly * r + 1.6666665459e-1f;
-    poly = poly * r + 5.0000001201e-1f;
-    const float e = poly * (r * r) + r + 1.0f;
-    union { float f; uint32_t u; } bits = {.f = t}, two_n;
-    two_n.u = (bits.u - 0x4b400000u + 127u) << 23; /* 2ⁿ, n in [−126, 127] */
-    return x < lo ? 0.0f : e * two_n.f;
-}
+/* exp as lra_vmath.h's lra_expf: within 2 ulp of expf, vectorisable, and exactly 0 for −∞ (the
+ * logit of a padded key), which the online softmax relies on. */
+static inline float flash_exp(float x) { return lra_expf(x); }
 
 /* The largest of x[0 .. n−1], from FLASH_LANES partial maxima so the loop vectorises. Left
  * unrolled, GCC 12 turns the lanes into scalar maxss; kept as a loop, it emits one vmaxps. */

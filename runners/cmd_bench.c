@@ -20,6 +20,9 @@
  * forward FLOPs of lra_model_flops() (the usual convention: the backward pass costs about twice
  * the forward) and an infer step 1×. It is reported as a fraction of the sgemm ceiling, the best
  * GFLOP/s of a 2048³ sgemm measured once per invocation in its own child with all threads.
+ * The dense layers (the encoder's Wqkv, Wo, W1 and W2 GEMMs, forward and backward) are also
+ * timed on their own inside the step (lra_model_dense_profile), and their FLOP rate is reported
+ * against the same ceiling: the part of the step that BLAS, not this code, makes fast or slow.
  *
  * Results go to an HDF5 file (schema in results/README.md, "Benchmark files"), rewritten
  * atomically (tmp + fsync + rename) after every configuration and merged with what the file
@@ -81,6 +84,7 @@ typedef struct outcome {
     double secs[MAX_REPEATS];
     int n_secs;
     double baseline, peak, hwm, flops, median, fastest, slowest;
+    double dense_secs, dense_flops; /* summed over the timed steps */
     char config[16384];
 } outcome;
 
@@ -328,6 +332,7 @@ static int run_one(const bench_opts *o)
     inputs in = random_bytes(cfg.batch, cfg.seq_len);
     for (int r = 0; r < o->warmup + o->repeats; r++) {
         const int timed = r >= o->warmup;
+        if (r == o->warmup) lra_model_dense_profile(m, NULL, NULL, 1);
         const double s = timed_step(m, &cfg, &in, o->train, r);
         if (timed) printf("rep %.9g\n", s);
         fflush(stdout);
@@ -335,6 +340,9 @@ static int run_one(const bench_opts *o)
             fprintf(stderr, "    %s %d/%d: %.3f s\n", timed ? "repeat" : "warm-up",
                     timed ? r - o->warmup + 1 : r + 1, timed ? o->repeats : o->warmup, s);
     }
+    double dense_secs, dense_flops;
+    lra_model_dense_profile(m, &dense_secs, &dense_flops, 0);
+    printf("dense %.9g %.17g\n", dense_secs, dense_flops);
     printf("hwm %lld\ndone\n", lra_peak_rss());
     lra_free(in.tokens);
     lra_free(in.labels);
@@ -495,6 +503,7 @@ static void on_config_line(void *ctx, char *line)
     if (sscanf(line, "baseline %lf", &x) == 1) r->baseline = x;
     else if (sscanf(line, "flops %lf", &x) == 1) r->flops = x;
     else if (sscanf(line, "hwm %lf", &x) == 1) r->hwm = x;
+    else if (sscanf(line, "dense %lf %lf", &r->dense_secs, &r->dense_flops) == 2) return;
     else if (sscanf(line, "rep %lf", &x) == 1 && r->n_secs < MAX_REPEATS) r->secs[r->n_secs++] = x;
     else if (strncmp(line, "skip ", 5) == 0 || strncmp(line, "fail ", 5) == 0)
         snprintf(r->reason, sizeof r->reason, "%s", line + 5);
@@ -652,6 +661,13 @@ static void write_config(hid_t g, const bench_run *b, const outcome *r)
     h5_num(g, "useful_gflops", r->flops / r->median / 1e9);
     if (b->sgemm_gflops > 0)
         h5_num(g, "fraction_of_ceiling", r->flops / r->median / 1e9 / b->sgemm_gflops);
+    if (r->dense_secs > 0) {
+        h5_num(g, "dense_seconds_per_step", r->dense_secs / r->n_secs);
+        h5_num(g, "dense_gflops", r->dense_flops / r->dense_secs / 1e9);
+        if (b->sgemm_gflops > 0)
+            h5_num(g, "dense_fraction_of_ceiling",
+                   r->dense_flops / r->dense_secs / 1e9 / b->sgemm_gflops);
+    }
     const outcome *sm = softmax_of(b, r->len);
     if (!sm) return;
     h5_num(g, "speed_ratio_to_softmax", sm->median / r->median);
@@ -795,14 +811,46 @@ static void print_row(const bench_run *b, const outcome *r)
         return;
     }
     const outcome *sm = softmax_of(b, r->len);
-    char spread[48], speed[16] = "-", mem[16] = "-", frac[16] = "-";
+    char spread[48], speed[16] = "-", mem[16] = "-", frac[16] = "-", dense[16] = "-";
     snprintf(spread, sizeof spread, "%.3g [%.3g-%.3g]", 1 / r->median, 1 / r->slowest,
              1 / r->fastest);
     if (sm) snprintf(speed, sizeof speed, "%.2fx", sm->median / r->median);
     if (sm) snprintf(mem, sizeof mem, "%.2fx", r->peak / sm->peak);
     const double gf = r->flops / r->median / 1e9;
     if (b->sgemm_gflops > 0) snprintf(frac, sizeof frac, "%.1f%%", 100 * gf / b->sgemm_gflops);
-    printf("%-24s %7s %9.1f %7s %9.2f %7s\n", spread, speed, r->peak / 1048576.0, mem, gf, frac);
+    if (b->sgemm_gflops > 0 && r->dense_secs > 0)
+        snprintf(dense, sizeof dense, "%.1f%%",
+                 100 * r->dense_flops / r->dense_secs / 1e9 / b->sgemm_gflops);
+    printf("%-24s %7s %9.1f %7s %9.2f %7s %7s\n", spread, speed, r->peak / 1048576.0, mem, gf,
+           frac, dense);
+}
+
+/* How each variant's memory grows with length: the exponent k of config memory ∝ L^k between
+ * its shortest and longest measured length, config memory being peak RSS minus the child's
+ * baseline (the binary and libraries), which is what the configuration itself adds. k near 1
+ * is linear memory, near 2 quadratic. */
+static void print_memory_growth(const bench_run *b)
+{
+    int header = 0;
+    for (int i = 0; i < b->n_res; i++) {
+        const outcome *lo = NULL, *hi = NULL;
+        int first = 1;
+        for (int j = 0; j < b->n_res; j++) {
+            const outcome *r = &b->res[j];
+            if (strcmp(r->variant, b->res[i].variant)) continue;
+            if (j < i) first = 0; /* reported once, at the variant's first row */
+            if (r->status != ST_OK || r->baseline <= 0) continue;
+            if (!lo || r->len < lo->len) lo = r;
+            if (!hi || r->len > hi->len) hi = r;
+        }
+        if (!first || !lo || lo->len == hi->len) continue;
+        const double mlo = lo->peak - lo->baseline, mhi = hi->peak - hi->baseline;
+        if (mlo <= 0 || mhi <= 0) continue;
+        if (!header) printf("memory growth (peak - baseline ∝ L^k):");
+        header = 1;
+        printf(" %s %.2f", b->res[i].variant, log(mhi / mlo) / log((double)hi->len / lo->len));
+    }
+    if (header) printf("\n");
 }
 
 static void print_table(const bench_run *b)
@@ -811,9 +859,10 @@ static void print_table(const bench_run *b)
     if (b->sgemm_gflops > 0) snprintf(ceiling, sizeof ceiling, "%.1f GFLOP/s", b->sgemm_gflops);
     printf("lra bench: mode %s, batch %d, preset %s, %d threads, sgemm ceiling %s\n",
            b->o.train ? "train" : "infer", b->o.batch, b->o.preset, lra_threads(), ceiling);
-    printf("%-12s %6s  %-24s %7s %9s %7s %9s %7s\n", "variant", "len", "steps/s [min-max]",
-           "speed", "peak MB", "memory", "GFLOP/s", "ceiling");
+    printf("%-12s %6s  %-24s %7s %9s %7s %9s %7s %7s\n", "variant", "len", "steps/s [min-max]",
+           "speed", "peak MB", "memory", "GFLOP/s", "ceiling", "dense");
     for (int i = 0; i < b->n_res; i++) print_row(b, &b->res[i]);
+    print_memory_growth(b);
 }
 
 /* ---- parent: the sweep --------------------------------------------------------------- */

@@ -45,7 +45,7 @@ static inline float lra_expf(float x)
 static inline float lra_tanhf(float x)
 {
     const float ax = x < 0.0f ? -x : x;
-    const float big = 1.0f - 2.0f / (lra_expf(2.0f * (ax < 9.0f ? ax : 9.0f)) + 1.0f);
+    const float big = 1.0f - 2.0f / (lra_expf(2.0f * (ax < 44.0f ? ax : 44.0f)) + 1.0f);
     const float z = x * x;
     float p = -5.70498872745e-3f;
     p = p * z + 2.06390887954e-2f;

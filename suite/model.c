@@ -58,6 +58,9 @@ struct lra_model {
     float *state;
     uint64_t layer_seed[MAX_LAYERS];
 
+    /* Time and FLOPs of the dense layers since the last lra_model_dense_profile(reset). */
+    double dense_secs, dense_flops;
+
     /* Activation arena, planned for `planned` examples. */
     int planned;
     float *arena;
@@ -79,7 +82,6 @@ struct lra_model {
     float *d_res;            /* (N, D) gradient of the residual stream */
     float *d_ln;             /* (N, D) */
     float *d_m;              /* (N, M) */
-    float *d_m2;             /* (N, M) */
     float *dqh, *dkh, *dvh, *dao; /* (S, H, T, Dh) */
     float *d_pooled;         /* (S, D) */
     float *d_feats;          /* (B, F) */
@@ -395,7 +397,6 @@ static size_t carve(lra_model *m, float *base, int B)
     TAKE(m->d_res, N * D);
     TAKE(m->d_ln, N * D);
     TAKE(m->d_m, N * M);
-    TAKE(m->d_m2, N * M);
     TAKE(m->dqh, N * Q);
     TAKE(m->dkh, N * Q);
     TAKE(m->dvh, N * Q);
@@ -495,6 +496,30 @@ static lra_attn_ctx *prepare_attn(lra_model *m, int l, int S)
     return c;
 }
 
+/* The encoder's dense layers (projections and MLP) go through these two, which time them so
+ * that lra bench can report their FLOP rate against the sgemm ceiling (lra_model_dense_profile).
+ * Two clock reads per GEMM cost nothing next to the GEMM. */
+static void dense_forward(lra_model *m, float *y, const float *x, const float *w, const float *b,
+                          int n, int in, int out)
+{
+    const double t0 = lra_now();
+    op_linear_forward(y, x, w, b, n, in, out);
+    m->dense_secs += lra_now() - t0;
+    m->dense_flops += 2.0 * n * in * out;
+}
+
+/* dx is written, dw and db accumulate. */
+static void dense_backward(lra_model *m, float *dx, float *dw, float *db, const float *dy,
+                           const float *x, const float *w, int n, int in, int out)
+{
+    const double t0 = lra_now();
+    op_linear_grad_input(dx, dy, w, n, in, out);
+    op_linear_backward(NULL, dw, NULL, dy, x, w, n, in, out);
+    m->dense_secs += lra_now() - t0;
+    m->dense_flops += 4.0 * n * in * out;
+    if (db) op_linear_backward(NULL, NULL, db, dy, x, w, n, in, out); /* bias: not a GEMM */
+}
+
 static void block_forward(lra_model *m, int l, int S)
 {
     const int N = S * m->T, D = m->D, Q = m->Q, M = m->M;
@@ -504,27 +529,23 @@ static void block_forward(lra_model *m, int l, int S)
 
     /* x + Dropout(Wo · Attn(LN(x) Wqkv)) */
     op_layernorm_forward(a->ln1, a->mu1, a->rs1, a->res, p.ln1_g, p.ln1_b, N, D);
-    op_linear_forward(m->t_qkv, a->ln1, p.wqkv, NULL, N, D, 3 * Q);
+    dense_forward(m, m->t_qkv, a->ln1, p.wqkv, NULL, N, D, 3 * Q);
     op_split_heads(a->qh, m->t_qkv, 3 * Q, S, m->T, m->H, m->Dh);
     op_split_heads(a->kh, m->t_qkv + Q, 3 * Q, S, m->T, m->H, m->Dh);
     op_split_heads(a->vh, m->t_qkv + 2 * Q, 3 * Q, S, m->T, m->H, m->Dh);
     m->attn->forward(prepare_attn(m, l, S), a->qh, a->kh, a->vh, a->ao);
     op_merge_heads(m->t_q, Q, a->ao, S, m->T, m->H, m->Dh, 0);
-    op_linear_forward(m->t_d, m->t_q, p.wo, NULL, N, Q, D);
-    op_dropout_forward(m->t_d, m->t_d, (size_t)N * D, pd, dropout_key(m, l, SITE_ATTN_OUT));
-    memcpy(a->xmid, a->res, (size_t)N * D * sizeof(float));
-    op_add_inplace(a->xmid, m->t_d, (size_t)N * D);
+    dense_forward(m, m->t_d, m->t_q, p.wo, NULL, N, Q, D);
+    op_residual_dropout_forward(a->xmid, a->res, m->t_d, (size_t)N * D, pd,
+                                dropout_key(m, l, SITE_ATTN_OUT));
 
     /* x + Dropout(W2 · Dropout(GELU(W1 · LN(x) + b1)) + b2) */
     op_layernorm_forward(a->ln2, a->mu2, a->rs2, a->xmid, p.ln2_g, p.ln2_b, N, D);
-    op_linear_forward(a->h1, a->ln2, p.w1, p.b1, N, D, M);
-    op_gelu_forward(a->h1d, a->h1, (size_t)N * M);
-    op_dropout_forward(a->h1d, a->h1d, (size_t)N * M, pd, dropout_key(m, l, SITE_MLP_HIDDEN));
-    op_linear_forward(m->t_d, a->h1d, p.w2, p.b2, N, M, D);
-    op_dropout_forward(m->t_d, m->t_d, (size_t)N * D, pd, dropout_key(m, l, SITE_MLP_OUT));
-    float *out = m->acts[l + 1].res;
-    memcpy(out, a->xmid, (size_t)N * D * sizeof(float));
-    op_add_inplace(out, m->t_d, (size_t)N * D);
+    dense_forward(m, a->h1, a->ln2, p.w1, p.b1, N, D, M);
+    op_gelu_dropout_forward(a->h1d, a->h1, (size_t)N * M, pd, dropout_key(m, l, SITE_MLP_HIDDEN));
+    dense_forward(m, m->t_d, a->h1d, p.w2, p.b2, N, M, D);
+    op_residual_dropout_forward(m->acts[l + 1].res, a->xmid, m->t_d, (size_t)N * D, pd,
+                                dropout_key(m, l, SITE_MLP_OUT));
 }
 
 static void head_forward(lra_model *m, int B)
@@ -614,7 +635,9 @@ static void head_backward(lra_model *m, int B)
                           D);
 }
 
-/* On entry d_res holds dL/d(output of block l); on exit dL/d(input of block l). */
+/* On entry d_res holds dL/d(output of block l); on exit dL/d(input of block l). The fused
+ * *_grad ops and dense_backward write their outputs, so only the attention gradients, which
+ * plugins add into, are zeroed. */
 static void block_backward(lra_model *m, int l, int S)
 {
     const int N = S * m->T, D = m->D, Q = m->Q, M = m->M;
@@ -625,26 +648,19 @@ static void block_backward(lra_model *m, int l, int S)
 
     /* forward was: out = xmid + Dropout(W2 · h1d + b2), h1d = Dropout(GELU(h1)),
      * h1 = W1 · LN(xmid) + b1. d_res already carries the identity path into xmid. */
-    zero(m->t_d, ND);
-    op_dropout_backward(m->t_d, m->d_res, ND, pd, dropout_key(m, l, SITE_MLP_OUT));
-    zero(m->d_m, NM);
-    op_linear_backward(m->d_m, g.w2, g.b2, m->t_d, a->h1d, p.w2, N, M, D);
-    zero(m->d_m2, NM);
-    op_dropout_backward(m->d_m2, m->d_m, NM, pd, dropout_key(m, l, SITE_MLP_HIDDEN));
-    zero(m->d_m, NM);
-    op_gelu_backward(m->d_m, m->d_m2, a->h1, NM);
-    zero(m->d_ln, ND);
-    op_linear_backward(m->d_ln, g.w1, g.b1, m->d_m, a->ln2, p.w1, N, D, M);
+    op_dropout_grad(m->t_d, m->d_res, ND, pd, dropout_key(m, l, SITE_MLP_OUT));
+    dense_backward(m, m->d_m, g.w2, g.b2, m->t_d, a->h1d, p.w2, N, M, D);
+    op_gelu_dropout_grad(m->d_m, m->d_m, a->h1, NM, pd, dropout_key(m, l, SITE_MLP_HIDDEN));
+    dense_backward(m, m->d_ln, g.w1, g.b1, m->d_m, a->ln2, p.w1, N, D, M);
     op_layernorm_backward(m->d_res, g.ln2_g, g.ln2_b, m->d_ln, a->xmid, a->mu2, a->rs2,
                           p.ln2_g, N, D);
 
     /* forward was: xmid = x + Dropout(Wo · merge(Attn(q, k, v))), [q k v] = LN(x) · Wqkv.
      * d_res now holds dL/dxmid, which is also the identity path into x. */
-    zero(m->t_d, ND);
-    op_dropout_backward(m->t_d, m->d_res, ND, pd, dropout_key(m, l, SITE_ATTN_OUT));
+    op_dropout_grad(m->t_d, m->d_res, ND, pd, dropout_key(m, l, SITE_ATTN_OUT));
     op_merge_heads(m->t_q, Q, a->ao, S, m->T, m->H, m->Dh, 0); /* recompute Wo's input */
-    zero(m->t_qkv, NQ); /* borrowed as the (N, Q) gradient of the merged heads */
-    op_linear_backward(m->t_qkv, g.wo, NULL, m->t_d, m->t_q, p.wo, N, Q, D);
+    /* t_qkv is borrowed as the (N, Q) gradient of the merged heads */
+    dense_backward(m, m->t_qkv, g.wo, NULL, m->t_d, m->t_q, p.wo, N, Q, D);
     op_split_heads(m->dao, m->t_qkv, Q, S, m->T, m->H, m->Dh);
     zero(m->dqh, NQ);
     zero(m->dkh, NQ);
@@ -654,8 +670,7 @@ static void block_backward(lra_model *m, int l, int S)
     op_merge_heads(m->t_qkv, 3 * Q, m->dqh, S, m->T, m->H, m->Dh, 0);
     op_merge_heads(m->t_qkv + Q, 3 * Q, m->dkh, S, m->T, m->H, m->Dh, 0);
     op_merge_heads(m->t_qkv + 2 * Q, 3 * Q, m->dvh, S, m->T, m->H, m->Dh, 0);
-    zero(m->d_ln, ND);
-    op_linear_backward(m->d_ln, g.wqkv, NULL, m->t_qkv, a->ln1, p.wqkv, N, D, 3 * Q);
+    dense_backward(m, m->d_ln, g.wqkv, NULL, m->t_qkv, a->ln1, p.wqkv, N, D, 3 * Q);
     op_layernorm_backward(m->d_res, g.ln1_g, g.ln1_b, m->d_ln, a->res, a->mu1, a->rs1,
                           p.ln1_g, N, D);
 }
@@ -665,8 +680,7 @@ static void embed_backward(lra_model *m, int S)
     const int T = m->T, D = m->D;
     const size_t ND = (size_t)S * T * D;
     /* forward was: x = Dropout(embed(tok) + pos) */
-    zero(m->t_d, ND);
-    op_dropout_backward(m->t_d, m->d_res, ND, drop_rate(m), dropout_key(m, -1, SITE_EMBED));
+    op_dropout_grad(m->t_d, m->d_res, ND, drop_rate(m), dropout_key(m, -1, SITE_EMBED));
     if (m->cfg.pos == LRA_POS_LEARNED) op_add_pos_backward(G(m, m->t_pos), m->t_d, S, T, D);
     for (int s = 0; s < S; s++) {
         const float *ds = m->t_d + (size_t)s * T * D;
@@ -705,6 +719,13 @@ int lra_model_n_tensors(const lra_model *m) { return m->n_tensors; }
 const lra_tensor *lra_model_tensor(const lra_model *m, int i) { return &m->tensors[i]; }
 size_t lra_model_n_state(const lra_model *m) { return m->n_state; }
 float *lra_model_state(lra_model *m) { return m->state; }
+void lra_model_dense_profile(lra_model *m, double *secs, double *flops, int reset)
+{
+    if (secs) *secs = m->dense_secs;
+    if (flops) *flops = m->dense_flops;
+    if (reset) m->dense_secs = m->dense_flops = 0.0;
+}
+
 size_t lra_model_arena_bytes(const lra_model *m) { return m->arena_floats * sizeof(float); }
 const lra_config *lra_model_config(const lra_model *m) { return &m->cfg; }
 const lra_attention *lra_model_attention(const lra_model *m) { return m->attn; }

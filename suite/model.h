@@ -90,6 +90,9 @@ size_t lra_model_n_state(const lra_model *m);
 float *lra_model_state(lra_model *m);
 
 /* Bytes of the activation arena for the planned batch, and the attention share of it. */
+/* Wall time and FLOPs spent in the encoder's dense layers (the Wqkv, Wo, W1 and W2 GEMMs,
+ * forward and backward) since the last reset; reset != 0 clears them after reading. */
+void lra_model_dense_profile(lra_model *m, double *secs, double *flops, int reset);
 size_t lra_model_arena_bytes(const lra_model *m);
 /* Estimated floating-point operations of one forward pass over `batch` examples; the attention
  * part comes from the plugin's flops(). */

@@ -24,8 +24,6 @@
 #define COL_BLOCK 64
 
 #define LN_EPS 1e-6
-#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
-#define GELU_C 0.044715f
 
 /* ------------------------------------------------------------------------------------------ */
 /* Deterministic column sums: acc (d) += sum_i x[i, :] for x (n, d), accumulated in double.
@@ -254,30 +252,7 @@ void op_layernorm_backward(float *restrict dx, float *restrict dg, float *restri
 /* ------------------------------------------------------------------------------------------ */
 /* Activations. No restrict on y and x: callers may apply them in place. */
 
-void op_gelu_forward(float *y, const float *x, size_t n)
-{
-#pragma omp parallel for schedule(static) if (n >= OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) {
-        float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
-    }
-}
-
-void op_gelu_backward(float *restrict dx, const float *restrict dy, const float *restrict x,
-                      size_t n)
-{
-    if (!dx) return;
-#pragma omp parallel for schedule(static) if (n >= OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) {
-        // forward was: y = 0.5 x (1 + tanh(u)), u = k (x + c x^3), so
-        // dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) k (1 + 3 c x^2)
-        float v = x[i];
-        float th = tanhf(GELU_K * (v + GELU_C * v * v * v));
-        float du = GELU_K * (1.0f + 3.0f * GELU_C * v * v);
-        float grad = 0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du;
-        dx[i] += grad * dy[i];
-    }
-}
+/* GELU: see ops_fused.c. */
 
 void op_relu_forward(float *y, const float *x, size_t n)
 {

@@ -41,7 +41,7 @@ void op_layernorm_forward(float *y, float *mean, float *rstd, const float *x, co
 void op_layernorm_backward(float *dx, float *dg, float *db, const float *dy, const float *x,
                            const float *mean, const float *rstd, const float *g, int n, int d);
 
-/* GELU, tanh approximation (flax nn.gelu default and the LRA code). */
+/* GELU, tanh approximation (flax nn.gelu default and the LRA code); tanh is lra_tanhf. */
 void op_gelu_forward(float *y, const float *x, size_t n);
 void op_gelu_backward(float *dx, const float *dy, const float *x, size_t n);
 
@@ -80,6 +80,22 @@ void op_dual_features_backward(float *du, float *dv, const float *df, const floa
 
 /* x (n) += y (n). */
 void op_add_inplace(float *x, const float *y, size_t n);
+
+/* ---- Fused passes (ops_fused.c): one sweep over memory for a chain of element-wise ops.
+ * The *_grad functions WRITE their output (=) rather than add, so no zeroing is needed. Masks
+ * are the ones op_dropout_forward draws with the same key. */
+
+/* y = Dropout_p(GELU(x)) and its gradient dx = GELU'(x) · mask · dy (dx may equal dy). */
+void op_gelu_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key);
+void op_gelu_dropout_grad(float *dx, const float *dy, const float *x, size_t n, float p,
+                          uint64_t key);
+/* out = res + Dropout_p(y): the residual connection around a sub-block. out may equal res. */
+void op_residual_dropout_forward(float *out, const float *res, const float *y, size_t n, float p,
+                                 uint64_t key);
+/* dx = mask · dy, the gradient through Dropout_p. */
+void op_dropout_grad(float *dx, const float *dy, size_t n, float p, uint64_t key);
+/* dx (n, in) = dy (n, out) · wᵀ: op_linear_backward's input gradient, written. */
+void op_linear_grad_input(float *dx, const float *dy, const float *w, int n, int in, int out);
 
 /* Layout changes between the token-major stream (B, T, H*Dh) and the head-major layout of the
  * attention ABI (B, H, T, Dh). `src` has row stride `ld` floats (so q, k and v can be read out of

@@ -668,14 +668,20 @@ def compare(a):
                     sec=float(at["step_seconds_median"]), peak=float(at["peak_rss_bytes"]),
                     config_rss=float(at.get("config_rss_bytes", -1)),
                     measured_at=txt(at.get("measured_at", ""))))
-    # Which lra variants answer which PyTorch one.
+    # Which lra variants answer which PyTorch one, and issue 7's targets for each pair:
+    # (minimum speedup, lengths it applies to or None for all, maximum memory ratio or None).
     partners = {"softmax": ("softmax", "flash"), "linear": ("linear",),
                 "performer": ("performer",)}
+    targets = {("softmax", "flash"): (10.0, (4096,), 0.2), ("softmax", "softmax"): (1.0, None, 0.2),
+               ("linear", "linear"): (3.0, None, None),
+               ("performer", "performer"): (3.0, None, None)}
     print("lra vs PyTorch (same mode, length, batch): speedup = torch s/step / lra s/step; "
-          "memory = lra / torch (peak RSS; config = peak - baseline)")
-    print("%-10s %6s %-28s %10s %10s %8s %9s %9s %7s %8s" % (
+          "memory = lra / torch (peak RSS; config = peak - baseline); target = the speed and "
+          "memory bars of issue 7 where one applies at that length")
+    print("%-10s %6s %-28s %10s %10s %8s %9s %9s %7s %8s  %s" % (
         "torch", "len", "lra variant", "torch s", "lra s", "speedup", "torch MB", "lra MB",
-        "memory", "config"))
+        "memory", "config", "target"))
+    failed = 0
     for t in sorted(torch_rows, key=lambda r: (r["mode"], r["variant"], int(r["length"]))):
         L, tsec = int(t["length"]), float(t["step_seconds_median"])
         tpeak, tcfg = float(t["peak_rss_bytes"]), float(t["config_rss_bytes"] or -1)
@@ -686,9 +692,49 @@ def compare(a):
             warn = "" if l["threads"] == int(t["threads"]) else "  (threads %d vs %s)" % (
                 l["threads"], t["threads"])
             cfg = "%.2fx" % (l["config_rss"] / tcfg) if tcfg > 0 and l["config_rss"] > 0 else "-"
-            print("%-10s %6d %-28s %10.4g %10.4g %7.2fx %9.1f %9.1f %6.2fx %8s%s" % (
+            verdict = "-"
+            speed_min, lens, mem_max = targets.get((t["variant"], l["variant"]), (None,) * 3)
+            if t["variant"] == "performer" and "kernel=softmax" not in l["label"]:
+                speed_min = None  # the ReLU-kernel performer is not PyTorch's FAVOR+ workload
+            if speed_min is not None and (lens is None or L in lens):
+                ok = tsec / l["sec"] >= speed_min
+                bar = ">=%gx" % speed_min
+                if mem_max is not None and L == 4096:
+                    ok = ok and l["peak"] / tpeak <= mem_max
+                    bar += ", mem <=%.2g" % mem_max
+                verdict = ("met " if ok else "MISSED ") + bar
+                failed += not ok
+            print("%-10s %6d %-28s %10.4g %10.4g %7.2fx %9.1f %9.1f %6.2fx %8s  %s%s" % (
                 t["variant"], L, l["label"], tsec, l["sec"], tsec / l["sec"],
-                tpeak / 1048576, l["peak"] / 1048576, l["peak"] / tpeak, cfg, warn))
+                tpeak / 1048576, l["peak"] / 1048576, l["peak"] / tpeak, cfg, verdict, warn))
+    # Every other lra variant against PyTorch's exact softmax at the same length: at least 1x.
+    torch_softmax = {(r["mode"], int(r["length"]), int(r["batch"])): float(r["step_seconds_median"])
+                     for r in torch_rows if r["variant"] == "softmax"}
+    others = [l for l in lra_rows if l["variant"] not in ("softmax", "flash", "linear")
+              and not l["label"].startswith("performer")
+              and (l["mode"], l["length"], l["batch"]) in torch_softmax]
+    if others:
+        print("\nother lra variants vs PyTorch softmax (target >= 1x)")
+        print("%-28s %6s %10s %10s %8s  %s" % ("lra variant", "len", "torch s", "lra s",
+                                               "speedup", "target"))
+        for l in sorted(others, key=lambda r: (r["label"], r["length"])):
+            tsec = torch_softmax[(l["mode"], l["length"], l["batch"])]
+            ok = tsec / l["sec"] >= 1.0
+            failed += not ok
+            print("%-28s %6d %10.4g %10.4g %7.2fx  %s" % (l["label"], l["length"], tsec, l["sec"],
+                                                         tsec / l["sec"],
+                                                         "met" if ok else "MISSED"))
+    # Path-X: one training step at L = 16384 must fit in 4 GiB, for every variant without an
+    # L x L parameter matrix (Synthesizer's dense and random modes hold one and are exempt).
+    pathx = [l for l in lra_rows if l["length"] == 16384]
+    if pathx:
+        print("\nPath-X (L = 16384) peak RSS (target <= 4096 MB; synthesizer exempt)")
+        for l in sorted(pathx, key=lambda r: r["label"]):
+            ok = l["peak"] <= 4096 * 1048576 or l["variant"] == "synthesizer"
+            failed += not ok
+            print("%-28s batch %2d %9.1f MB  %s" % (l["label"], l["batch"], l["peak"] / 1048576,
+                                                    "met" if ok else "MISSED"))
+    print("\n%d target(s) missed" % failed)
     return 0
 
 
