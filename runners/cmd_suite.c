@@ -6,6 +6,18 @@
  * checkpoint; a failed run is retried. Ctrl-C reaches the running child, which stops after its
  * current step and keeps its checkpoint; the sweep then stops, and the same command continues
  * it later.
+ *
+ * Under an MPI launcher (`mpirun -np N lra suite ...`, built with MPI) the cells are spread
+ * over the ranks by suite_mpi.c. What makes that safe to kill and rerun is kept here:
+ *   - each child is exec'd without the launcher's environment (lra_mpi_scrub_child_env), so it
+ *     trains as a plain process instead of joining the job as a second rank;
+ *   - each child gets SIGTERM when its rank dies (PR_SET_PDEATHSIG), so it stops after its step
+ *     and keeps its checkpoint, like Ctrl-C, instead of training on as an orphan;
+ *   - while a cell runs, its rank holds an flock on <run>.h5.lock, inherited by the child. The
+ *     kernel drops it when both have exited, however they die, so a rerun never starts a cell
+ *     that a leftover child of an earlier invocation is still writing: it waits for the lock,
+ *     then reads the status that child left.
+ * Without a launcher none of this applies and the sweep behaves exactly as before.
  */
 #include <errno.h>
 #include <limits.h>
@@ -13,14 +25,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "mpi_util.h"
 #include "registry.h"
 #include "results.h"
+#include "suite_mpi.h"
 #include "task.h"
 #include "util.h"
 
@@ -35,6 +54,12 @@ typedef struct sweep {
     const char *sets[128];
     int n_sets;
     int quiet;
+    /* Set under an MPI launcher (see the header): */
+    int launched;      /* scrub the launcher's environment and set PDEATHSIG in children */
+    int guard;         /* hold <run>.h5.lock while a cell runs */
+    int poll;          /* wait for the child with naps, calling idle() and forwarding signals */
+    void (*idle)(void);
+    char rank_tag[32]; /* " (rank R)" in progress lines */
 } sweep;
 
 typedef struct tally {
@@ -53,6 +78,10 @@ static void help(void)
            "A variant that does not fit a task's shape is recorded as skipped with the reason;\n"
            "a failed or diverged run is recorded and the sweep goes on. Ctrl-C stops cleanly:\n"
            "run the same command again to continue.\n\n"
+           "Under an MPI launcher (mpirun -np N lra suite ..., srun) the cells are spread\n"
+           "over the ranks: rank 0 hands out the next cell to whichever rank is free and\n"
+           "runs cells itself. Each run is still a child 'lra train' writing its own file, so\n"
+           "killing a rank loses no finished run; rerun the same command to finish the rest.\n\n"
            "  --tasks   default: all LRA tasks (not synthetic)\n"
            "  --attn    default: all registered variants\n"
            "  --seeds   default 1\n");
@@ -111,6 +140,73 @@ static void record_outcome(const char *path, const char *group, const sweep *w, 
     lra_results_free(r);
 }
 
+static volatile sig_atomic_t interrupted;
+static void on_int(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* In the child of a rank, before exec: no MPI identity, and SIGTERM when the rank dies. */
+static void child_leaves_mpi(pid_t parent)
+{
+    lra_mpi_scrub_child_env();
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) raise(SIGTERM); /* the rank died before prctl took effect */
+#else
+    (void)parent;
+#endif
+}
+
+/* Waits for the child in naps: the dispatcher answers other ranks meanwhile, and a signal the
+ * rank receives (mpirun forwards SIGTERM/SIGINT to ranks, not to their children) is passed on
+ * once, so the child stops after its step and keeps its checkpoint. */
+static void wait_polling(const sweep *w, pid_t pid, int *status)
+{
+    int forwarded = 0;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR)) return;
+        if (interrupted && !forwarded) {
+            kill(pid, SIGTERM);
+            forwarded = 1;
+        }
+        if (w->idle) w->idle();
+        nap_ms(10);
+    }
+}
+
+/* Takes <out>.lock (see the header), waiting while another process holds it. Returns the
+ * descriptor, inherited by the child and closed when the cell is done; -1 when interrupted. */
+static int take_cell_lock(const sweep *w, const char *out)
+{
+    char path[PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s.lock", out);
+    int fd = open(path, O_RDWR | O_CREAT, 0644); /* no O_CLOEXEC: the child must hold it too */
+    if (fd < 0) lra_die("cannot create lock file %s: %s", path, strerror(errno));
+    for (int said = 0; flock(fd, LOCK_EX | LOCK_NB) != 0;) {
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            lra_die("cannot lock %s: %s", path, strerror(errno));
+        if (interrupted) {
+            close(fd);
+            return -1;
+        }
+        if (!said++)
+            fprintf(stderr, "  waiting%s: another process is still running this cell (%s)\n",
+                    w->rank_tag, path);
+        if (w->idle) w->idle();
+        nap_ms(100);
+    }
+    return fd;
+}
+
 /* Runs `lra train` for one cell; returns its exit status (128 + signal if killed). */
 static int run_child(const sweep *w, const char *task, const char *attn, int seed,
                      const char *out, const char *errfile)
@@ -130,17 +226,22 @@ static int run_child(const sweep *w, const char *task, const char *attn, int see
     for (int i = 0; i < w->n_sets; i++) argv[n++] = "--set", argv[n++] = w->sets[i];
     argv[n] = NULL;
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
+        if (w->launched) child_leaves_mpi(parent);
         setenv("LRA_ERROR_FILE", errfile, 1);
         execv("/proc/self/exe", (char *const *)argv);
         fprintf(stderr, "lra suite: cannot start lra train: %s\n", strerror(errno));
         _exit(127);
     }
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    if (w->poll)
+        wait_polling(w, pid, &status);
+    else
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -156,12 +257,9 @@ static void read_reason(const char *errfile, char *buf, size_t n)
     if (!buf[0]) snprintf(buf, n, "no message (see the log above)");
 }
 
-static volatile sig_atomic_t interrupted;
-static void on_int(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
+static int run_cell_outcome(const sweep *w, const char *task, const char *attn, int seed,
+                            const char *out, const char *group, const char *status, int rc,
+                            const char *reason, tally *t);
 
 /* Returns 1 when the sweep must stop (interrupted). */
 static int run_cell(const sweep *w, const char *task, const char *attn, int seed, int index,
@@ -177,8 +275,20 @@ static int run_cell(const sweep *w, const char *task, const char *attn, int seed
         return 0;
     }
     if (lra_mkdirs(dir) != 0) lra_die("cannot create results directory %s: %s", dir, strerror(errno));
-    fprintf(stderr, "[%d/%d] %s / %s / seed %d%s\n", index, total, task, attn, seed,
-            !strcmp(status, "interrupted") || !strcmp(status, "running") ? " (resuming)" : "");
+    int lock_fd = -1;
+    if (w->guard) {
+        if ((lock_fd = take_cell_lock(w, out)) < 0) return 1;
+        existing_status(out, group, status, sizeof status); /* the last holder may have ended it */
+        if (!strcmp(status, "finished") || !strcmp(status, "diverged") ||
+            !strcmp(status, "skipped")) {
+            close(lock_fd);
+            t->done_before++;
+            return 0;
+        }
+    }
+    fprintf(stderr, "[%d/%d] %s / %s / seed %d%s%s\n", index, total, task, attn, seed,
+            !strcmp(status, "interrupted") || !strcmp(status, "running") ? " (resuming)" : "",
+            w->rank_tag);
     snprintf(errfile, sizeof errfile, "%s/seed%d.error", dir, seed);
     unlink(errfile);
     int rc = run_child(w, task, attn, seed, out, errfile);
@@ -186,6 +296,18 @@ static int run_cell(const sweep *w, const char *task, const char *attn, int seed
     read_reason(errfile, reason, sizeof reason);
     unlink(errfile);
     existing_status(out, group, status, sizeof status);
+    /* Held until the outcome below is recorded. */
+    int stop = run_cell_outcome(w, task, attn, seed, out, group, status, rc, reason, t);
+    if (lock_fd >= 0) close(lock_fd);
+    return stop;
+}
+
+/* Tallies how a child ended and records what it could not record itself. Returns 1 when the
+ * sweep must stop (interrupted). */
+static int run_cell_outcome(const sweep *w, const char *task, const char *attn, int seed,
+                            const char *out, const char *group, const char *status, int rc,
+                            const char *reason, tally *t)
+{
     if (rc == LRA_EXIT_OK) {
         t->finished++;
     } else if (rc == LRA_EXIT_SKIPPED) {
@@ -204,6 +326,38 @@ static int run_cell(const sweep *w, const char *task, const char *attn, int seed
     }
     return 0;
 }
+
+#ifdef LRA_HAVE_MPI
+/* Cell i of the matrix, in the single-process order (task, then variant, then seed). */
+typedef struct cell_ctx {
+    const sweep *w;
+    tally *t;
+    int total;
+} cell_ctx;
+
+static int run_cell_index(void *arg, int i)
+{
+    const cell_ctx *c = arg;
+    const sweep *w = c->w;
+    int s = i % w->seeds, b = i / w->seeds % w->n_attns, a = i / w->seeds / w->n_attns;
+    return run_cell(w, w->tasks[a], w->attns[b], s + 1, i + 1, c->total, c->t) || interrupted;
+}
+
+/* The matrix over MPI ranks (suite_mpi.c). Returns 1 when stopped; t holds the sums. */
+static int run_distributed(sweep *w, tally *t, int total)
+{
+    w->launched = w->guard = w->poll = 1;
+    w->idle = lra_suite_mpi_idle;
+    snprintf(w->rank_tag, sizeof w->rank_tag, " (rank %d)", lra_mpi_rank());
+    cell_ctx c = {w, t, total};
+    int stopped = lra_suite_mpi_run(total, run_cell_index, &c);
+    /* Sums on every rank, so all exit with the same status. */
+    int counts[6] = {t->finished, t->skipped, t->diverged, t->failed, t->done_before, stopped};
+    lra_suite_mpi_sum(counts, 6);
+    *t = (tally){counts[0], counts[1], counts[2], counts[3], counts[4]};
+    return counts[5] > 0;
+}
+#endif
 
 int lra_cmd_suite(int argc, char **argv)
 {
@@ -264,19 +418,30 @@ int lra_cmd_suite(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     tally t = {0};
-    int total = w.n_tasks * w.n_attns * w.seeds, index = 0, stopped = 0;
+    int total = w.n_tasks * w.n_attns * w.seeds, index = 0, stopped = 0, lead = 1;
+#ifdef LRA_HAVE_MPI
+    if (lra_mpi_launched()) {
+        lra_mpi_start(NULL, NULL);
+        lead = lra_mpi_rank() == 0;
+        if (lead)
+            fprintf(stderr, "lra suite: %d cells over %d MPI ranks\n", total, lra_mpi_size());
+        stopped = run_distributed(&w, &t, total);
+        lra_mpi_stop();
+    } else
+#endif
     for (int a = 0; a < w.n_tasks && !stopped; a++)
         for (int b = 0; b < w.n_attns && !stopped; b++)
             for (int s = 1; s <= w.seeds && !stopped; s++)
                 stopped = run_cell(&w, w.tasks[a], w.attns[b], s, ++index, total, &t) ||
                           interrupted;
-    fprintf(stderr, "lra suite: %d finished, %d skipped, %d diverged, %d failed, %d done "
-            "before; results in %s/\n", t.finished, t.skipped, t.diverged, t.failed,
-            t.done_before, w.out_dir);
+    if (lead)
+        fprintf(stderr, "lra suite: %d finished, %d skipped, %d diverged, %d failed, %d done "
+                "before; results in %s/\n", t.finished, t.skipped, t.diverged, t.failed,
+                t.done_before, w.out_dir);
     free(tasks_arg);
     free(attn_arg);
     if (stopped) {
-        fprintf(stderr, "lra suite: interrupted; run the same command to continue\n");
+        if (lead) fprintf(stderr, "lra suite: interrupted; run the same command to continue\n");
         return LRA_EXIT_INTERRUPTED;
     }
     return t.failed ? LRA_EXIT_FAIL : LRA_EXIT_OK;

@@ -1,9 +1,12 @@
-/* cmd_train.c — `lra train`: resolve the configuration, run it, print the outcome. */
+/* cmd_train.c — `lra train`: resolve the configuration, run it, print the outcome.
+ * Under an MPI launcher (MPI build) the run is trained data-parallel over the ranks
+ * (train_dp.h); rank 0 alone prints and writes. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "mpi_util.h"
 #include "presets.h"
 #include "registry.h"
 #include "train.h"
@@ -34,6 +37,10 @@ static void help(void)
            "  --plugin PATH     load an attention plugin .so (or a directory of them)\n"
            "  --quiet           no progress output\n\n"
            "Ctrl-C stops after the current step and keeps the checkpoint.\n"
+           "Under mpirun/srun (MPI build), mpirun -np N lra train ... trains this one run\n"
+           "data-parallel: each rank computes a shard of every batch, gradients are averaged\n"
+           "with MPI_Allreduce, rank 0 writes the results. Set dropout=0 and attn_dropout=0 to\n"
+           "reproduce a single-process run (dropout masks depend on the row within a shard).\n"
            "Exit status: 0 finished, 1 failed or diverged, 2 usage error, 3 the variant does not\n"
            "fit this configuration (its init refused), 130 interrupted.\n");
 }
@@ -69,6 +76,37 @@ static void add_setting(char (*sets)[256], int *n, const char *key, const char *
         snprintf(sets[(*n)++], sizeof sets[0], "%s=%s", key, value);
     else
         snprintf(sets[(*n)++], sizeof sets[0], "%s", value);
+}
+
+/* Prints the outcome (rank 0 only under MPI) and returns the exit status. */
+static int report_outcome(const lra_config *cfg, const lra_train_result *res, const char *out,
+                          const char *err, int lead)
+{
+    if (res->status == LRA_RUN_SKIPPED) {
+        if (lead) fprintf(stderr, "lra train: skipped: %s\n", err);
+        if (lead) report_error_file("%s", err);
+        return LRA_EXIT_SKIPPED;
+    }
+    if (res->status == LRA_RUN_INTERRUPTED) {
+        if (lead)
+            fprintf(stderr, "lra train: interrupted at step %d; continue with the same command "
+                    "and --resume\n", res->steps_done);
+        return LRA_EXIT_INTERRUPTED;
+    }
+    if (res->status == LRA_RUN_DIVERGED) {
+        if (lead) printf("%s %s: diverged at step %d\n", cfg->task, cfg->attn, res->diverged_step);
+        return LRA_EXIT_FAIL;
+    }
+    if (!lead) return LRA_EXIT_OK;
+    char dp[128] = "";
+    if (res->ranks > 1)
+        snprintf(dp, sizeof dp, " on %d MPI ranks (%.2f steps/s, allreduce %.2f ms/step)",
+                 res->ranks, res->steps_per_s, 1e3 * res->allreduce_seconds_per_step);
+    printf("%s %s: test accuracy %.2f%% (best validation %.2f%% at step %d), %d steps in "
+           "%.1f s%s%s%s\n", cfg->task, cfg->attn, 100.0 * res->test_acc,
+           100.0 * res->best_val_acc, res->best_step, res->steps_done, res->seconds, dp,
+           out ? ", results in " : "", out ? out : "");
+    return LRA_EXIT_OK;
 }
 
 int lra_cmd_train(int argc, char **argv)
@@ -135,24 +173,11 @@ int lra_cmd_train(int argc, char **argv)
                            .resume = resume};
     lra_train_result res;
     lra_train_catch_signals();
+    /* Joins MPI only when a launcher started us: a plain `lra train` never touches MPI. */
+    lra_mpi_start(NULL, NULL);
+    const int lead = lra_mpi_rank() == 0;
     if (lra_train_run(&cfg, &opts, &res, err, sizeof err) != 0) lra_die("%s", err);
-    if (res.status == LRA_RUN_SKIPPED) {
-        fprintf(stderr, "lra train: skipped: %s\n", err);
-        report_error_file("%s", err);
-        return LRA_EXIT_SKIPPED;
-    }
-    if (res.status == LRA_RUN_INTERRUPTED) {
-        fprintf(stderr, "lra train: interrupted at step %d; continue with the same command and "
-                "--resume\n", res.steps_done);
-        return LRA_EXIT_INTERRUPTED;
-    }
-    if (res.status == LRA_RUN_DIVERGED) {
-        printf("%s %s: diverged at step %d\n", cfg.task, cfg.attn, res.diverged_step);
-        return LRA_EXIT_FAIL;
-    }
-    printf("%s %s: test accuracy %.2f%% (best validation %.2f%% at step %d), %d steps in "
-           "%.1f s%s%s\n", cfg.task, cfg.attn, 100.0 * res.test_acc, 100.0 * res.best_val_acc,
-           res.best_step, res.steps_done, res.seconds, out ? ", results in " : "",
-           out ? out : "");
-    return LRA_EXIT_OK;
+    int rc = report_outcome(&cfg, &res, out, err, lead);
+    lra_mpi_stop();
+    return rc;
 }

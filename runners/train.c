@@ -4,6 +4,11 @@
  * validation split every eval_every steps and keep the parameters with the best validation
  * accuracy; evaluate the test split once, with those parameters, at the end. Evaluation covers
  * every example: the last batch is padded with zero-weight rows (LRA pitfall 17).
+ *
+ * Under mpirun (MPI build) one run is trained data-parallel (train_dp.h): each rank computes a
+ * contiguous shard of every global batch and the gradients are averaged; evaluation batches are
+ * dealt round-robin to the ranks and the sums reduced; rank 0 alone writes results and
+ * checkpoints and prints progress. With one process every path below is the plain one.
  */
 #include "train.h"
 
@@ -23,6 +28,7 @@
 #include "registry.h"
 #include "results.h"
 #include "task.h"
+#include "train_dp.h"
 #include "util.h"
 
 extern const char *const lra_code_version;
@@ -66,20 +72,27 @@ static int count_correct(lra_model *m, const batch_buf *bb, int n, int C)
     return ok;
 }
 
-/* Mean loss and accuracy over every example of d. */
+/* Mean loss and accuracy over every example of d. Batch k goes to rank k mod size. */
 static void evaluate(lra_model *m, const lra_dataset *d, batch_buf *bb, int B, int C,
-                     double *loss, double *acc)
+                     lra_dp *dp, double *loss, double *acc)
 {
     int idx[4096];
     double sum_loss = 0.0;
     long correct = 0;
     LRA_ASSERT(B <= 4096);
-    for (int start = 0; start < d->n; start += B) {
+    for (int start = 0, k = 0; start < d->n; start += B, k++) {
+        if (k % dp->size != dp->rank) continue;
         int n = d->n - start < B ? d->n - start : B;
         for (int b = 0; b < n; b++) idx[b] = start + b;
         fill_batch(bb, d, idx, n, B);
         sum_loss += lra_model_forward(m, bb->tokens, bb->labels, bb->weight, B, 0, 0) * n;
         correct += count_correct(m, bb, n, C);
+    }
+    if (dp->size > 1) {
+        double v[2] = {sum_loss, (double)correct};
+        lra_dp_sum(dp, v, 2);
+        sum_loss = v[0];
+        correct = (long)v[1];
     }
     *loss = sum_loss / d->n;
     *acc = (double)correct / d->n;
@@ -223,6 +236,12 @@ typedef struct run {
     progress pg;
     double win_t;
     uint64_t data_key;
+    lra_dp dp;
+    int shard_lo, shard_n; /* this rank's rows of every global batch (all of it: 0, batch) */
+    int plan_b;            /* the batch the model is planned for: the largest shard */
+    int stop_all;          /* data-parallel: some rank was asked to stop */
+    double step_seconds;   /* time inside train_step in this process, */
+    long timed_steps;      /* over this many steps */
 } run;
 
 static const char *const train_cols[] = {"step", "loss", "acc", "lr", "grad_norm", "seconds",
@@ -254,8 +273,14 @@ static int load_data(run *x, char *err, size_t errlen)
 static int setup(run *x, const lra_attention *attn, char *err, size_t errlen)
 {
     const lra_config *cfg = x->cfg;
-    const int B = cfg->batch;
-    if (load_data(x, err, errlen) != 0) return -1;
+    /* Data-parallel ranks go after rank 0, which fills the dataset cache they then read. */
+    if (x->dp.rank != 0) lra_dp_barrier(&x->dp);
+    int loaded = load_data(x, err, errlen);
+    if (x->dp.rank == 0) lra_dp_barrier(&x->dp);
+    if (loaded != 0) return -1;
+    lra_dp_shard(&x->dp, cfg->batch, &x->shard_lo, &x->shard_n);
+    x->plan_b = (cfg->batch + x->dp.size - 1) / x->dp.size;
+    const int B = x->plan_b;
     x->m = lra_model_create(cfg, attn, x->task->vocab, x->task->classes, x->task->docs,
                             &x->rejected, err, errlen);
     if (!x->m || lra_model_plan(x->m, B, err, errlen) != 0) return -1;
@@ -290,6 +315,22 @@ static int try_resume(run *x, const char *group, int *resumed, char *err, size_t
     return 0;
 }
 
+/* Data-parallel ranks start from rank 0's parameters, optimiser state and data position: those
+ * of a fresh initialisation or of the checkpoint that only rank 0 reads. */
+static void sync_from_rank0(run *x)
+{
+    if (x->dp.size < 2) return;
+    const size_t np = lra_model_n_params(x->m), bytes = np * sizeof(float);
+    lra_dp_bcast(&x->dp, lra_model_params(x->m), bytes);
+    lra_dp_bcast(&x->dp, lra_model_adam_m(x->m), bytes);
+    lra_dp_bcast(&x->dp, lra_model_adam_v(x->m), bytes);
+    lra_dp_bcast(&x->dp, x->best, bytes);
+    lra_dp_bcast(&x->dp, lra_model_state(x->m), lra_model_n_state(x->m) * sizeof(float));
+    lra_dp_bcast(&x->dp, &x->st, sizeof x->st);
+    if (x->dp.rank != 0 && x->st.epoch >= 0)
+        shuffle(x->perm, x->split[0].n, lra_key(x->data_key, (uint64_t)x->st.epoch));
+}
+
 static void next_batch(run *x)
 {
     const lra_dataset *train = &x->split[0];
@@ -302,7 +343,7 @@ static void next_batch(run *x)
         }
         idx[b] = x->perm[x->st.cursor++];
     }
-    fill_batch(&x->bb, train, idx, x->cfg->batch, x->cfg->batch);
+    fill_batch(&x->bb, train, idx + x->shard_lo, x->shard_n, x->shard_n);
 }
 
 /* One optimiser step. Returns the loss (non-finite: the run diverged, nothing was updated). */
@@ -314,11 +355,22 @@ static double train_step(run *x, double *lr, double *gnorm)
     float *grads = lra_model_grads(m);
     next_batch(x);
     memset(grads, 0, np * sizeof(float));
-    double loss = lra_model_forward(m, x->bb.tokens, x->bb.labels, NULL, cfg->batch, 1,
+    double loss = lra_model_forward(m, x->bb.tokens, x->bb.labels, NULL, x->shard_n, 1,
                                     (uint64_t)x->st.step);
+    int ok = isfinite(loss) ? count_correct(m, &x->bb, x->shard_n, x->task->classes) : 0;
+    if (x->dp.size > 1) {
+        /* Global-batch mean loss (non-finite on every rank if on any), correct predictions,
+         * and whether any rank was asked to stop: all ranks then decide alike. */
+        double v[3] = {loss * x->shard_n, (double)ok, (double)stop_requested};
+        lra_dp_sum(&x->dp, v, 3);
+        loss = v[0] / cfg->batch;
+        ok = (int)v[1];
+        x->stop_all = v[2] > 0;
+    }
     if (!isfinite(loss)) return loss;
-    x->st.win_ok += count_correct(m, &x->bb, cfg->batch, x->task->classes);
+    x->st.win_ok += ok;
     lra_model_backward(m);
+    lra_dp_reduce_grads(&x->dp, grads, np, (float)x->shard_n / (float)cfg->batch);
     *gnorm = cfg->clip > 0 ? lra_clip_grad_norm(grads, np, cfg->clip) : lra_grad_norm(grads, np);
     *lr = lra_lr_at(cfg->schedule, cfg->lr, cfg->warmup, cfg->steps, x->st.step);
     optimizer_step(m, cfg, *lr, x->st.step + 1);
@@ -347,7 +399,7 @@ static int validate(run *x, char *err, size_t errlen)
 {
     double vl, va;
     const size_t np = lra_model_n_params(x->m);
-    evaluate(x->m, &x->split[1], &x->bb, x->cfg->batch, x->task->classes, &vl, &va);
+    evaluate(x->m, &x->split[1], &x->bb, x->plan_b, x->task->classes, &x->dp, &vl, &va);
     double vals[] = {(double)x->st.step, vl, va, run_seconds(x)};
     if (x->r) lra_results_append(x->r, "val", 4, eval_cols, vals);
     if (va > x->st.best_val_acc) {
@@ -375,6 +427,20 @@ static int save_progress(run *x, char *err, size_t errlen)
     return lra_checkpoint_save(x->ckpt, x->m, x->best, &st, x->config_text, err, errlen);
 }
 
+/* Speed of the training steps alone (no evaluation, logging or checkpoints) and the share of
+ * the gradient allreduce, for strong-scaling comparisons (results/README.md). */
+static void record_scaling(run *x)
+{
+    const double n = x->timed_steps > 0 ? (double)x->timed_steps : NAN;
+    lra_results_attr_num(x->r, "mpi_ranks", x->dp.size);
+    lra_results_attr_num(x->r, "local_batch", x->plan_b);
+    lra_results_attr_num(x->r, "timed_steps", (double)x->timed_steps);
+    lra_results_attr_num(x->r, "steps_per_s", n / x->step_seconds);
+    lra_results_attr_num(x->r, "allreduce_seconds_per_step", x->dp.allreduce_seconds / n);
+    lra_results_attr_num(x->r, "allreduce_floats_per_step",
+                         x->dp.size > 1 ? (double)lra_model_n_params(x->m) : 0.0);
+}
+
 static void record_end(run *x, const char *status)
 {
     char when[32];
@@ -385,6 +451,7 @@ static void record_end(run *x, const char *status)
     lra_results_attr_num(x->r, "train_seconds", run_seconds(x));
     lra_results_attr_num(x->r, "peak_rss_bytes", (double)lra_peak_rss());
     lra_results_attr_num(x->r, "activation_bytes", (double)lra_model_arena_bytes(x->m));
+    record_scaling(x);
 }
 
 /* Test once, with the parameters that scored best on validation. */
@@ -392,7 +459,7 @@ static void finish(run *x, lra_train_result *res)
 {
     const size_t np = lra_model_n_params(x->m);
     memcpy(lra_model_params(x->m), x->best, np * sizeof(float));
-    evaluate(x->m, &x->split[2], &x->bb, x->cfg->batch, x->task->classes, &res->test_loss,
+    evaluate(x->m, &x->split[2], &x->bb, x->plan_b, x->task->classes, &x->dp, &res->test_loss,
              &res->test_acc);
     res->status = LRA_RUN_FINISHED;
     if (!x->r) return;
@@ -418,14 +485,37 @@ static void free_run(run *x)
     for (int s = 0; s < LRA_N_SPLITS; s++) lra_dataset_free(&x->split[s]);
 }
 
+/* ", data-parallel over N MPI ranks (shards of B)" for the start line, or "". */
+static const char *dp_note(const run *x)
+{
+    static char note[96];
+    note[0] = 0;
+    if (x->dp.size > 1)
+        snprintf(note, sizeof note, " per rank, data-parallel over %d MPI ranks (shards of %d)",
+                 x->dp.size, x->plan_b);
+    return note;
+}
+
 int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_result *res,
                   char *err, size_t errlen)
 {
-    run x = {.cfg = cfg, .opts = opts};
+    lra_dp dp;
+    lra_dp_init(&dp);
+    /* Only rank 0 writes results and checkpoints and talks; the others get its state. */
+    lra_train_opts mine = *opts;
+    if (dp.rank != 0) mine.out = NULL, mine.quiet = 1, mine.resume = 0;
+    run x = {.cfg = cfg, .opts = &mine, .dp = dp};
     const lra_attention *attn = lra_attn_find(cfg->attn);
     memset(res, 0, sizeof *res);
     res->diverged_step = -1;
     res->status = LRA_RUN_FAILED;
+    res->ranks = dp.size;
+    opts = &mine;
+    if (cfg->batch < dp.size) {
+        snprintf(err, errlen, "batch %d is smaller than the %d MPI ranks: every rank needs at "
+                 "least one example of each batch", cfg->batch, dp.size);
+        return -1;
+    }
     x.task = lra_task_find(cfg->task);
     if (!x.task) {
         snprintf(err, errlen, "unknown task '%s' (see 'lra list tasks')", cfg->task);
@@ -442,6 +532,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     snprintf(group, sizeof group, "/%s/%s/seed%d", cfg->task, cfg->attn, cfg->seed);
     if (setup(&x, attn, err, errlen) != 0 || try_resume(&x, group, &resumed, err, errlen) != 0)
         goto out;
+    sync_from_rank0(&x);
     if (opts->out && !resumed) {
         x.r = lra_results_create(opts->out, group);
         record_setup(x.r, cfg, x.m, x.task);
@@ -450,8 +541,8 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     }
     if (!opts->quiet)
         fprintf(stderr, "lra train: task %s, attention %s, %zu parameters, %d steps of batch %d, "
-                "%d threads%s\n", cfg->task, cfg->attn, lra_model_n_trainable(x.m), cfg->steps,
-                cfg->batch, lra_threads(), resumed ? ", resumed from the checkpoint" : "");
+                "%d threads%s%s\n", cfg->task, cfg->attn, lra_model_n_trainable(x.m), cfg->steps,
+                cfg->batch, lra_threads(), dp_note(&x), resumed ? ", resumed from the checkpoint" : "");
 
     x.pg = (progress){.tty = isatty(2), .quiet = opts->quiet, .t0 = lra_now(),
                       .first_step = x.st.step};
@@ -459,7 +550,10 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     double lr = 0.0, gnorm = 0.0;
     int early_stop = 0;
     while (x.st.step < cfg->steps) {
+        double t0 = lra_now();
         double loss = train_step(&x, &lr, &gnorm);
+        x.step_seconds += lra_now() - t0;
+        x.timed_steps++;
         if (!isfinite(loss)) {
             res->status = LRA_RUN_DIVERGED;
             res->diverged_step = (int)x.st.step;
@@ -474,13 +568,15 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
                 break;
             }
         }
-        if (stop_requested) break;
+        if (x.dp.size > 1 ? x.stop_all : stop_requested) break;
     }
     end_progress_line(&x.pg);
     res->steps_done = (int)x.st.step;
     res->seconds = run_seconds(&x);
     res->best_val_acc = x.st.best_val_acc;
     res->best_step = (int)x.st.best_step;
+    res->steps_per_s = x.timed_steps / x.step_seconds;
+    res->allreduce_seconds_per_step = x.timed_steps ? x.dp.allreduce_seconds / x.timed_steps : 0;
 
     if (res->status == LRA_RUN_DIVERGED) {
         if (!opts->quiet)

@@ -30,6 +30,9 @@ typedef struct lra_train_result {
     int best_step;
     double test_acc, test_loss;
     double seconds;      /* wall time of the training loop */
+    int ranks;           /* MPI ranks that trained the run data-parallel (1: none) */
+    double steps_per_s;  /* training steps alone, in this process (no evaluation) */
+    double allreduce_seconds_per_step; /* gradient allreduce (0 with one rank) */
 } lra_train_result;
 
 /* Runs cfg to the end. With opts->out, results are flushed and a checkpoint <out>.ckpt is
