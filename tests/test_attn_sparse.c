@@ -482,8 +482,10 @@ static void check_costs(void)
     if (cost_at("softmax", "", 2048, &s1) == 0 && cost_at("softmax", "", 4096, &s2) == 0) {
         const double rf = s2.flops / s1.flops;
         const double rc = (double)s2.sz.n_cache / (double)s1.sz.n_cache;
-        report(rf >= 3.9 && rc >= 3.9, "softmax: cost T=4096 vs 2048 — flops %.3g (x%.3f), "
-               "n_cache %zu (x%.3f): quadratic, for comparison", s2.flops, rf, s2.sz.n_cache,
+        /* Only softmax's flops are quadratic by definition; its cache may be O(T) (issue 7:
+         * probabilities recomputed in backward), so it is printed, not checked. */
+        report(rf >= 3.9, "softmax: cost T=4096 vs 2048 — flops %.3g (x%.3f): quadratic, for "
+               "comparison; n_cache %zu (x%.3f)", s2.flops, rf, s2.sz.n_cache,
                rc);
     }
     check_growth("local", "", 2.05);
