@@ -112,8 +112,10 @@ static void cosformer_features_backward(const float *X, const float *G, int T, i
         cosformer_angle(t, M, &s, &c);
         /* forward was f_e = ReLU(x_e) sin θ and f_{D+e} = ReLU(x_e) cos θ, so
          * dx_e += 1[x_e > 0] (g_e sin θ + g_{D+e} cos θ). */
-        for (int e = 0; e < D; e++)
-            if (x[e] > 0.0f) dx[e] += g[e] * s + g[D + e] * c;
+        for (int e = 0; e < D; e++) { /* unconditional loads and a select: it vectorises */
+            const float t = g[e] * s + g[D + e] * c;
+            dx[e] += x[e] > 0.0f ? t : 0.0f;
+        }
     }
 }
 

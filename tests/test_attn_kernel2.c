@@ -422,6 +422,14 @@ static void test_reference(const char *name, const char *opts, const ref_cfg *cf
     inst_close(&s);
 }
 
+/* ffkernel: parameters ×4 after init, so that the pre-activations of both layers reach |a| of
+ * 10 and more: the vectorised erf, GELU', softplus (log1p) and softplus' (its small-f series and
+ * 1 − e^(−f) branch) are then checked far into their tails, not only near 0. */
+static void ffk_wide_weights(inst *s)
+{
+    for (size_t i = 0; i < s->sz.n_params; i++) s->ctx.params[i] *= 4.0f;
+}
+
 /* rpefft: random biases N(0, 0.5²) instead of init's zeros, so that c_{j−i} is not symmetric. */
 static void rpe_random_biases(inst *s)
 {
@@ -516,7 +524,17 @@ int main(void)
     test_reference("ffkernel", "hidden=6,features=5,activation=relu,output=elu1,shared=1",
                    &ffk_relu, 37, "ffkernel relu/elu1 shared", TOL_REF, NULL, 0);
 
+    test_reference("ffkernel", NULL, &ffk, 37, "ffkernel gelu/softplus, weights x4",
+                   TOL_REF, ffk_wide_weights, 0);
+    test_reference("ffkernel", "hidden=6,features=5,activation=relu,output=elu1,shared=1",
+                   &ffk_relu, 37, "ffkernel relu/elu1 shared, weights x4", TOL_REF,
+                   ffk_wide_weights, 0);
+
     const ref_cfg rpe = {.kind = REF_RPEFFT, .features = 12};
+    /* m (Dh + 1) = 15 columns: the last FFT carries one column instead of a pair. */
+    const ref_cfg rpe_odd = {.kind = REF_RPEFFT, .features = 3};
+    test_reference("rpefft", "features=3", &rpe_odd, 40, "rpefft odd column count",
+                   TOL_REF_FFT, rpe_random_biases, 0);
     test_reference("rpefft", "features=12", &rpe, 40, "rpefft FFT vs direct Toeplitz",
                    TOL_REF_FFT, rpe_random_biases, 0);
     test_reference("rpefft", "features=12", &rpe, 40, "rpefft unaligned buffers",
