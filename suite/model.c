@@ -80,6 +80,7 @@ struct lra_model {
     float *t_q;              /* (N, Q) merged heads / their gradient */
     float *t_d;              /* (N, D) */
     float *d_res;            /* (N, D) gradient of the residual stream */
+    float *wpart;            /* block partial sums of a dense weight gradient */
     float *d_ln;             /* (N, D) */
     float *d_m;              /* (N, M) */
     float *dqh, *dkh, *dvh, *dao; /* (S, H, T, Dh) */
@@ -407,6 +408,15 @@ static size_t carve(lra_model *m, float *base, int B)
     TAKE(m->d_hr, (size_t)B * M);
     TAKE(m->d_logits, (size_t)B * m->C);
     TAKE(m->scratch, m->asz.n_scratch);
+    /* Block partial sums of the dense weight gradients; the largest of the four layers. */
+    size_t wpart = op_linear_grad_weight_scratch((int)N, (int)D, (int)(3 * Q));
+    const size_t w_o = op_linear_grad_weight_scratch((int)N, (int)Q, (int)D);
+    const size_t w_1 = op_linear_grad_weight_scratch((int)N, (int)D, (int)M);
+    const size_t w_2 = op_linear_grad_weight_scratch((int)N, (int)M, (int)D);
+    wpart = w_o > wpart ? w_o : wpart;
+    wpart = w_1 > wpart ? w_1 : wpart;
+    wpart = w_2 > wpart ? w_2 : wpart;
+    TAKE(m->wpart, wpart);
 #undef TAKE
     return off;
 }
@@ -514,7 +524,7 @@ static void dense_backward(lra_model *m, float *dx, float *dw, float *db, const 
 {
     const double t0 = lra_now();
     op_linear_grad_input(dx, dy, w, n, in, out);
-    op_linear_backward(NULL, dw, NULL, dy, x, w, n, in, out);
+    op_linear_grad_weight(dw, x, dy, n, in, out, m->wpart);
     m->dense_secs += lra_now() - t0;
     m->dense_flops += 4.0 * n * in * out;
     if (db) op_linear_backward(NULL, NULL, db, dy, x, w, n, in, out); /* bias: not a GEMM */

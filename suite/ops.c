@@ -127,6 +127,27 @@ void op_add_pos_backward(float *restrict dpos, const float *restrict dx, int B, 
 /* ------------------------------------------------------------------------------------------ */
 /* Linear */
 
+/* OpenBLAS runs a tall, thin product such as (B·T × 64) · (64 × 192) at under half of its
+ * square-matrix rate: it packs the whole tall operand in one sweep that leaves the caches before
+ * the kernel reads it. Cut into blocks of GEMM_ROWS rows, one single-threaded sgemm per block
+ * inside our own parallel loop, each block's operand and result stay in L2; measured on 2 cores,
+ * 32768 × 192 × 64 rose from 184 to 332 GFLOP/s, 32768 × 64 × 64 from 151 to 307 (ceiling 390).
+ * The block size is fixed, so every output row is computed the same way at any thread count. */
+#define GEMM_ROWS 256
+
+void op_gemm_rows(int trans_w, int n, int cols, int k, const float *a, int lda, const float *w,
+                  int ldw, float beta, float *c, int ldc)
+{
+    const CBLAS_TRANSPOSE tw = trans_w ? CblasTrans : CblasNoTrans;
+    const int blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int i0 = blk * GEMM_ROWS, rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, tw, rows, cols, k, 1.0f, a + (size_t)i0 * lda,
+                    lda, w, ldw, beta, c + (size_t)i0 * ldc, ldc);
+    }
+}
+
 void op_linear_forward(float *restrict y, const float *restrict x, const float *restrict w,
                        const float *restrict b, int n, int in, int out)
 {
@@ -138,8 +159,7 @@ void op_linear_forward(float *restrict y, const float *restrict x, const float *
         beta = 1.0f;
     }
     // y (n, out) = x (n, in) · w (in, out) + beta * y
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, out, in, 1.0f, x, in, w, out,
-                beta, y, out);
+    op_gemm_rows(0, n, out, in, x, in, w, out, beta, y, out);
 }
 
 void op_linear_backward(float *restrict dx, float *restrict dw, float *restrict db,
@@ -148,9 +168,7 @@ void op_linear_backward(float *restrict dx, float *restrict dw, float *restrict 
 {
     // forward was: y = x · w + b, so
     // dx (n, in) += dy (n, out) · w^T
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, in, out, 1.0f, dy, out, w, out,
-                    1.0f, dx, in);
+    if (dx) op_gemm_rows(1, n, in, out, dy, out, w, out, 1.0f, dx, in);
     // dw (in, out) += x^T (in, n) · dy (n, out)
     if (dw)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, n, 1.0f, x, in, dy, out,

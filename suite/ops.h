@@ -28,6 +28,11 @@ void op_add_sinusoid(float *x, int B, int T, int D);
 void op_add_pos_forward(float *x, const float *pos, int B, int T, int D);
 void op_add_pos_backward(float *dpos, const float *dx, int B, int T, int D);
 
+/* c (n, cols) = a (n, k) · w (k, cols) [wᵀ when trans_w] + beta · c, computed in blocks of rows
+ * in parallel, one single-threaded sgemm each (faster for tall thin products; see ops.c). */
+void op_gemm_rows(int trans_w, int n, int cols, int k, const float *a, int lda, const float *w,
+                  int ldw, float beta, float *c, int ldc);
+
 /* y (n, out) = x (n, in) · w (in, out) + b (out). b may be NULL. Uses BLAS. */
 void op_linear_forward(float *y, const float *x, const float *w, const float *b, int n, int in,
                        int out);
@@ -96,6 +101,11 @@ void op_residual_dropout_forward(float *out, const float *res, const float *y, s
 void op_dropout_grad(float *dx, const float *dy, size_t n, float p, uint64_t key);
 /* dx (n, in) = dy (n, out) · wᵀ: op_linear_backward's input gradient, written. */
 void op_linear_grad_input(float *dx, const float *dy, const float *w, int n, int in, int out);
+/* dw (in, out) += xᵀ dy, op_linear_backward's weight gradient, by blocks of a fixed number of
+ * rows summed in order; partial holds op_linear_grad_weight_scratch(n, in, out) floats. */
+size_t op_linear_grad_weight_scratch(int n, int in, int out);
+void op_linear_grad_weight(float *dw, const float *x, const float *dy, int n, int in, int out,
+                           float *partial);
 
 /* Layout changes between the token-major stream (B, T, H*Dh) and the head-major layout of the
  * attention ABI (B, H, T, Dh). `src` has row stride `ld` floats (so q, k and v can be read out of

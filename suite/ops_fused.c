@@ -19,6 +19,9 @@
 /* Below this many elements, starting an OpenMP team costs more than the loop. */
 #define OMP_MIN_WORK 16384
 
+/* Rows per block of op_linear_grad_weight: fixed, so the sum order never depends on threads. */
+#define GRAD_W_ROWS 4096
+
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
@@ -117,6 +120,33 @@ void op_linear_grad_input(float *restrict dx, const float *restrict dy, const fl
                           int n, int in, int out)
 {
     // forward was: y = x · w + b, so dx (n, in) = dy (n, out) · w^T, written (beta = 0)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, in, out, 1.0f, dy, out, w, out, 0.0f,
-                dx, in);
+    op_gemm_rows(1, n, in, out, dy, out, w, out, 0.0f, dx, in);
+}
+
+size_t op_linear_grad_weight_scratch(int n, int in, int out)
+{
+    return (size_t)((n + GRAD_W_ROWS - 1) / GRAD_W_ROWS) * in * out;
+}
+
+void op_linear_grad_weight(float *restrict dw, const float *restrict x, const float *restrict dy,
+                           int n, int in, int out, float *restrict partial)
+{
+    // forward was: y = x · w + b, so dw (in, out) += x^T (in, n) · dy (n, out), summed here
+    // block by block: partial[c] = x_cᵀ dy_c for blocks of GRAD_W_ROWS rows, then added in
+    // block order. One big call runs these shapes at ~150-200 GFLOP/s, the blocks at ~290.
+    const int blocks = (n + GRAD_W_ROWS - 1) / GRAD_W_ROWS;
+    const size_t io = (size_t)in * out;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int c = 0; c < blocks; c++) {
+        const int i0 = c * GRAD_W_ROWS, rows = n - i0 < GRAD_W_ROWS ? n - i0 : GRAD_W_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, in, out, rows, 1.0f,
+                    x + (size_t)i0 * in, in, dy + (size_t)i0 * out, out, 0.0f,
+                    partial + (size_t)c * io, out);
+    }
+#pragma omp parallel for simd schedule(static) if (io * blocks >= OMP_MIN_WORK)
+    for (size_t j = 0; j < io; j++) {
+        float sum = dw[j];
+        for (int c = 0; c < blocks; c++) sum += partial[(size_t)c * io + j];
+        dw[j] = sum;
+    }
 }

@@ -115,6 +115,41 @@ static void check_linear_grad_input(void)
     free(dy), free(w), free(want), free(got);
 }
 
+/* The row-blocked GEMMs against a double-precision loop, with n spanning several blocks and a
+ * ragged last one: forward (256-row blocks) and the weight gradient (4096-row blocks). */
+static void check_blocked_gemms(void)
+{
+    enum { n = 9000, in = 24, out = 40 };
+    float *x = uniform((size_t)n * in, 8, 1.0f), *w = uniform((size_t)in * out, 9, 1.0f);
+    float *b = uniform(out, 10, 1.0f), *dy = uniform((size_t)n * out, 11, 1.0f);
+    float *y = zeros((size_t)n * out), *dw = uniform((size_t)in * out, 12, 1.0f);
+    float *dw0 = malloc((size_t)in * out * sizeof(float));
+    float *part = zeros(op_linear_grad_weight_scratch(n, in, out));
+    memcpy(dw0, dw, (size_t)in * out * sizeof(float));
+    op_linear_forward(y, x, w, b, n, in, out);
+    op_linear_grad_weight(dw, x, dy, n, in, out, part);
+    double worst_y = 0.0, worst_w = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < out; j++) {
+            double ref = b[j];
+            for (int k = 0; k < in; k++) ref += (double)x[i * in + k] * w[k * out + j];
+            worst_y = fmax(worst_y, fabs(ref - y[i * out + j]));
+        }
+    for (int k = 0; k < in; k++)
+        for (int j = 0; j < out; j++) {
+            double ref = dw0[k * out + j];
+            for (int i = 0; i < n; i++) ref += (double)x[i * in + k] * dy[i * out + j];
+            /* sums of 9000 products of magnitude <= 1: scale the bound by sqrt(n) */
+            worst_w = fmax(worst_w, fabs(ref - dw[k * out + j]) / sqrt((double)n));
+        }
+    char detail[80];
+    snprintf(detail, sizeof detail, "(worst abs err %.1e, bound 1e-5)", worst_y);
+    check("linear forward in row blocks", worst_y <= 1e-5, detail);
+    snprintf(detail, sizeof detail, "(worst abs err / sqrt(n) %.1e, bound 1e-6)", worst_w);
+    check("weight gradient in row blocks", worst_w <= 1e-6, detail);
+    free(x), free(w), free(b), free(dy), free(y), free(dw), free(dw0), free(part);
+}
+
 /* Distance in units in the last place between two finite floats of the same sign. */
 static double ulps(float a, float b)
 {
@@ -159,6 +194,7 @@ int main(int argc, char **argv)
     check_residual_and_dropout_grad(0.0f);
     check_residual_and_dropout_grad(0.3f);
     check_linear_grad_input();
+    check_blocked_gemms();
     check_vmath();
     printf("%d passed, %d failed\n", g_passed, g_failed);
     return g_failed ? 1 : 0;
