@@ -19,34 +19,46 @@
  * post-LayerNorm blocks do not need it (§20 "adaptation, record it"); normalize=0 is the paper.
  * Attention dropout: there are no attention probabilities, so ctx->dropout is ignored.
  *
- * DFT by matrices, not FFT: FFTW is not a dependency of the core build and plugins may not
- * allocate (FFTW plans do). The T×T cosine and sine matrices (64 MB each at T = 4096) are never
- * formed: a per-call table of cos(2πk/T), sin(2πk/T) is built once (shared by all slices) and
- * FNET_TILE×FNET_TILE tiles of C_T and S_T are filled from it ((a·b) mod T indexes the table,
- * so every entry is the correctly rounded float of its exact angle) and applied with sgemm.
- * Complexity: 4·T²·Dh + 4·T·Dh² flops forward per slice (O(T²·Dh) rather than an FFT's
- * O(T·Dh·log T); at LRA lengths and Dh = 64 the GEMMs run at BLAS speed). Backward: the map is
- * linear and symmetric (C, S symmetric), so dX = c·m∘(C_T (m∘dY) C_Dh − S_T (m∘dY) S_Dh), the
- * same operation on dY, and dv += dX.
+ * By FFT: C_T X C_Dh − S_T X S_Dh = Re(F_T X F_Dh), F_N = C_N − i·S_N, the real part of the
+ * two-dimensional DFT of X. One real-to-complex 2-D FFT (T, Dh) gives Z[a][f] for f <= Dh/2;
+ * the other half follows from Hermitian symmetry, Re Z[a][f] = Re Z[(T − a) mod T][Dh − f].
+ * Backward: the map is linear and its own adjoint (C, S symmetric, so the adjoint of
+ * X ↦ C X C − S X S is the same map), hence dX = c·m∘Re(F_T (m∘dY) F_Dh), the same transform
+ * applied to dY, and dv += dX; q and k get nothing.
+ * Complexity: O(T·Dh·log(T·Dh)) time per slice (about 2.5·T·Dh·log2(T·Dh) flops per real 2-D
+ * FFT), forward and backward alike; O(T·Dh) memory per slice.
+ *
+ * FFTW: a plan pair (SIMD-aligned and FFTW_UNALIGNED) for the (T, Dh) real-to-complex 2-D
+ * transform is made in init with FFTW_ESTIMATE (deterministic plan choice, hence the same
+ * rounding in every run; the planner is not thread-safe, so planning and destruction run in the
+ * named critical section lra_fftw_planner that rpefft.c shares) on arrays allocated and freed
+ * there; free() destroys the plans. forward and backward run them on per-slice buffers in
+ * ctx->scratch with fftwf_execute_dft_r2c, which is thread-safe. The transform length is the
+ * init shape's T (the model never changes len after init, only batch); a forward with another
+ * len is a contract violation and aborts. Every slice buffer starts on a multiple of 16 floats,
+ * so all slices take the same plan and results do not depend on the thread count.
  * Cache:   nothing (n_cache = 0): the operation is linear.
- * Scratch: shared tables cos/sin(2πk/T) (2T), cos/sin(2πk/Dh) (2·Dh), C_Dh and S_Dh (2·Dh²);
- *          per slice: the masked input and its two hidden transforms (3·T·Dh), backward's
- *          result (T·Dh) and one tile each of C_T and S_T (2·R², R = min(T, FNET_TILE)).
- * Threads: one OpenMP loop over the B·H slices; BLAS runs single-threaded inside it.
+ * Scratch: per slice the masked input (T·Dh) and its half spectrum (T·(Dh/2 + 1) complex),
+ *          each rounded up to 16 floats.
+ * Threads: one OpenMP loop over the B·H slices, one thread per slice.
  */
-#include <cblas.h>
+#include <fftw3.h>
 #include <math.h>
 #include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lra_attention.h"
 
-enum { FNET_TILE = 128 }; /* rows and columns of one tile of C_T and S_T */
+enum { FNET_ALIGNED = 0, FNET_UNALIGNED = 1, FNET_PLANS = 2 };
 
 typedef struct fnet_priv {
     int normalize; /* 1: scale by 1/sqrt(T·Dh) */
+    /* Set by init, not options: */
+    fftwf_plan r2c[FNET_PLANS]; /* real (T, Dh) → complex (T, Dh/2 + 1) */
+    int plan_T, plan_D;         /* the shape the plans were made for */
 } fnet_priv;
 
 static const lra_attn_option fnet_options[] = {
@@ -57,32 +69,29 @@ static const lra_attn_option fnet_options[] = {
     {.name = NULL},
 };
 
-/* The shared tables of one call, at the start of scratch. */
-typedef struct fnet_tables {
-    const float *cos_t, *sin_t; /* (T) cos, sin(2πk/T) */
-    const float *c_d, *s_d;     /* (Dh, Dh) C_Dh, S_Dh */
-    int T, D, R;                /* tokens, head dim, tile */
-    float c;                    /* output scale */
-} fnet_tables;
+/* n rounded up to a multiple of 16 floats (64 bytes), so every buffer keeps the alignment of
+ * the block it lives in. */
+static size_t fnet_round(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* One slice's work buffers. */
-typedef struct fnet_work {
-    float *x, *xc, *xs; /* (T, Dh) masked input, X C_Dh, X S_Dh */
-    float *y;           /* (T, Dh) backward's dX before it is added into dv */
-    float *ct, *st;     /* (R, R) tiles of C_T, S_T */
-} fnet_work;
-
-static int fnet_tile(int T) { return T < FNET_TILE ? T : FNET_TILE; }
-
-static size_t fnet_shared_floats(int T, int D)
-{
-    return 2 * (size_t)T + 2 * (size_t)D + 2 * (size_t)D * D;
-}
+/* Complex entries per row of the half spectrum. */
+static int fnet_half(int D) { return D / 2 + 1; }
 
 static size_t fnet_slice_floats(int T, int D)
 {
-    const size_t R = (size_t)fnet_tile(T);
-    return 4 * (size_t)T * D + 2 * R * R;
+    return fnet_round((size_t)T * D) + fnet_round(2 * (size_t)T * fnet_half(D));
+}
+
+/* One slice's work buffers. */
+typedef struct fnet_work {
+    float *x; /* (T, Dh) masked input */
+    float *z; /* (T, Dh/2 + 1) complex, interleaved (re, im): its 2-D spectrum */
+} fnet_work;
+
+static fnet_work fnet_work_at(const lra_attn_ctx *ctx, int bh)
+{
+    const int T = ctx->shape.len, D = ctx->shape.dim;
+    float *base = ctx->scratch + (size_t)bh * fnet_slice_floats(T, D);
+    return (fnet_work){.x = base, .z = base + fnet_round((size_t)T * D)};
 }
 
 static int fnet_threads(const lra_attn_ctx *ctx)
@@ -90,64 +99,13 @@ static int fnet_threads(const lra_attn_ctx *ctx)
     return ctx->threads > 0 ? ctx->threads : omp_get_max_threads();
 }
 
-/* table[k] = cos or sin(2πk/N), k < N, rounded from double. */
-static void fnet_trig_table(float *cos_t, float *sin_t, int N)
+/* The forward map (accumulate = 0: Y = ...) or its adjoint added into Y (accumulate = 1):
+ * Y (T, Dh) (+)= c·m∘Re(F_T X̄ F_Dh), X̄ = m∘X. The map is self-adjoint, so both are the same
+ * transform. Padded rows of Y are zeroed (forward) or left alone (backward). */
+static void fnet_apply(const fnet_priv *opt, int T, int D, float c, const float *X,
+                       const float *mask, float *Y, int accumulate, fnet_work *w)
 {
-    for (int k = 0; k < N; k++) {
-        const double a = 6.283185307179586 * (double)k / N;
-        cos_t[k] = (float)cos(a);
-        sin_t[k] = (float)sin(a);
-    }
-}
-
-/* Builds the shared tables in scratch for ctx->shape. */
-static fnet_tables fnet_build_tables(const lra_attn_ctx *ctx)
-{
-    const fnet_priv *opt = ctx->priv;
-    const int T = ctx->shape.len, D = ctx->shape.dim;
-    float *cos_t = ctx->scratch, *sin_t = cos_t + T;    /* (T) each */
-    float *cos_d = sin_t + T, *sin_d = cos_d + D;       /* (Dh) each */
-    float *c_d = sin_d + D, *s_d = c_d + (size_t)D * D; /* (Dh, Dh) each */
-    fnet_trig_table(cos_t, sin_t, T);
-    fnet_trig_table(cos_d, sin_d, D);
-    for (int a = 0; a < D; a++)
-        for (int b = 0; b < D; b++) {
-            const int k = (int)(((long long)a * b) % D);
-            c_d[(size_t)a * D + b] = cos_d[k];
-            s_d[(size_t)a * D + b] = sin_d[k];
-        }
-    return (fnet_tables){.cos_t = cos_t, .sin_t = sin_t, .c_d = c_d, .s_d = s_d, .T = T, .D = D,
-                         .R = fnet_tile(T),
-                         .c = opt->normalize ? 1.0f / sqrtf((float)T * (float)D) : 1.0f};
-}
-
-static fnet_work fnet_work_at(const lra_attn_ctx *ctx, const fnet_tables *tb, int bh)
-{
-    const size_t TD = (size_t)tb->T * tb->D, RR = (size_t)tb->R * tb->R;
-    float *base = ctx->scratch + fnet_shared_floats(tb->T, tb->D) +
-                  (size_t)bh * fnet_slice_floats(tb->T, tb->D);
-    return (fnet_work){.x = base, .xc = base + TD, .xs = base + 2 * TD, .y = base + 3 * TD,
-                       .ct = base + 4 * TD, .st = base + 4 * TD + RR};
-}
-
-/* Tiles ct, st (nr, nc) = C_T, S_T rows [a0, a0 + nr), columns [b0, b0 + nc). */
-static void fnet_fill_tiles(const fnet_tables *tb, int a0, int nr, int b0, int nc, float *ct,
-                            float *st)
-{
-    for (int a = 0; a < nr; a++)
-        for (int b = 0; b < nc; b++) {
-            const long long k = ((long long)(a0 + a) * (b0 + b)) % tb->T;
-            ct[(size_t)a * nc + b] = tb->cos_t[k];
-            st[(size_t)a * nc + b] = tb->sin_t[k];
-        }
-}
-
-/* Y (T, Dh) = c·m∘(C_T X̄ C_Dh − S_T X̄ S_Dh) with X̄ = m∘X: the forward map, and (being linear
- * and symmetric) also its own adjoint. */
-static void fnet_apply(const fnet_tables *tb, const float *X, const float *mask, float *Y,
-                       fnet_work *w)
-{
-    const int T = tb->T, D = tb->D, R = tb->R;
+    const int Dc = fnet_half(D);
     for (int t = 0; t < T; t++) {
         float *row = w->x + (size_t)t * D;
         if (mask[t] != 0.0f)
@@ -155,57 +113,117 @@ static void fnet_apply(const fnet_tables *tb, const float *X, const float *mask,
         else
             memset(row, 0, (size_t)D * sizeof(float));
     }
-    /* The hidden DFT: XC = X̄ C_Dh, XS = X̄ S_Dh, (T, Dh) each. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, D, 1.0f, w->x, D, tb->c_d, D,
-                0.0f, w->xc, D);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, D, 1.0f, w->x, D, tb->s_d, D,
-                0.0f, w->xs, D);
-    /* The sequence DFT, tile by tile: Y[a-tile] = c·Σ_b-tiles (C_ab XC_b − S_ab XS_b). */
-    for (int a0 = 0; a0 < T; a0 += R) {
-        const int nr = T - a0 < R ? T - a0 : R;
-        float *Ya = Y + (size_t)a0 * D; /* (nr, Dh) */
-        for (int b0 = 0; b0 < T; b0 += R) {
-            const int nc = T - b0 < R ? T - b0 : R;
-            fnet_fill_tiles(tb, a0, nr, b0, nc, w->ct, w->st);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, tb->c, w->ct, nc,
-                        w->xc + (size_t)b0 * D, D, b0 == 0 ? 0.0f : 1.0f, Ya, D);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, D, nc, -tb->c, w->st, nc,
-                        w->xs + (size_t)b0 * D, D, 1.0f, Ya, D);
+    const int p = fftwf_alignment_of(w->x) == 0 && fftwf_alignment_of(w->z) == 0
+                      ? FNET_ALIGNED
+                      : FNET_UNALIGNED;
+    /* The only place the spectrum is handed to FFTW as fftwf_complex. */
+    fftwf_execute_dft_r2c(opt->r2c[p], w->x, (fftwf_complex *)w->z);
+    for (int a = 0; a < T; a++) {
+        float *y = Y + (size_t)a * D;
+        if (mask[a] == 0.0f) {
+            if (!accumulate) memset(y, 0, (size_t)D * sizeof(float));
+            continue;
+        }
+        /* Row a holds f <= Dh/2; f > Dh/2 is the conjugate of row (T − a) mod T at Dh − f,
+         * whose real part is the same. */
+        const float *za = w->z + 2 * (size_t)a * Dc;
+        const float *zm = w->z + 2 * (size_t)(a == 0 ? 0 : T - a) * Dc;
+        for (int f = 0; f < D; f++) {
+            const float re = f < Dc ? za[2 * f] : zm[2 * (D - f)];
+            y[f] = accumulate ? y[f] + c * re : c * re;
         }
     }
-    for (int t = 0; t < T; t++)
-        if (mask[t] == 0.0f) memset(Y + (size_t)t * D, 0, (size_t)D * sizeof(float));
 }
 
 static void fnet_sizes(const lra_attn_ctx *ctx, lra_attn_sizes *out)
 {
-    const int T = ctx->shape.len, D = ctx->shape.dim;
     const size_t slices = (size_t)ctx->shape.batch * ctx->shape.heads;
     *out = (lra_attn_sizes){
         .n_params  = 0,
         .n_state   = 0,
         .n_cache   = 0,
-        .n_scratch = fnet_shared_floats(T, D) + slices * fnet_slice_floats(T, D),
+        .n_scratch = slices * fnet_slice_floats(ctx->shape.len, ctx->shape.dim),
     };
 }
 
 static double fnet_flops(const lra_attn_ctx *ctx)
 {
     const lra_attn_shape *sh = &ctx->shape;
-    const double slices = (double)sh->batch * sh->heads, T = sh->len, D = sh->dim;
-    /* Hidden DFT: two (T×Dh)(Dh×Dh) products, 2·T·Dh² each. Sequence DFT: two (T×T)(T×Dh)
-     * products, 2·T²·Dh each. Filling the tiles: about 2 per entry of C_T and S_T. */
-    return slices * (4.0 * T * D * D + 4.0 * T * T * D + 2.0 * T * T);
+    const double slices = (double)sh->batch * sh->heads, n = (double)sh->len * sh->dim;
+    /* One real 2-D FFT of T·Dh points (≈ 2.5·n·log2 n), plus masking and scaling (2 per
+     * output). */
+    return slices * (2.5 * n * log2(n > 1.0 ? n : 2.0) + 2.0 * n);
+}
+
+static void fnet_free(lra_attn_ctx *ctx)
+{
+    fnet_priv *opt = ctx->priv;
+#pragma omp critical(lra_fftw_planner)
+    for (int p = 0; p < FNET_PLANS; p++) {
+        if (opt->r2c[p]) fftwf_destroy_plan(opt->r2c[p]);
+        opt->r2c[p] = NULL;
+    }
+}
+
+/* Plans for (T, Dh) on arrays allocated here: aligned and FFTW_UNALIGNED. 0, or −1 if FFTW
+ * could not allocate or plan. */
+static int fnet_make_plans(fnet_priv *opt, int T, int D)
+{
+    int ok = 0;
+#pragma omp critical(lra_fftw_planner)
+    {
+        float *x = fftwf_alloc_real((size_t)T * D);
+        fftwf_complex *z = fftwf_alloc_complex((size_t)T * fnet_half(D));
+        if (x && z) {
+            static const unsigned flags[FNET_PLANS] = {FFTW_ESTIMATE,
+                                                       FFTW_ESTIMATE | FFTW_UNALIGNED};
+            ok = 1;
+            for (int p = 0; p < FNET_PLANS; p++) {
+                opt->r2c[p] = fftwf_plan_dft_r2c_2d(T, D, x, z, flags[p]);
+                ok &= opt->r2c[p] != NULL;
+            }
+        }
+        fftwf_free(x);
+        fftwf_free(z);
+    }
+    opt->plan_T = T;
+    opt->plan_D = D;
+    return ok ? 0 : -1;
 }
 
 static int fnet_init(lra_attn_ctx *ctx, char *err, size_t errlen)
 {
-    const fnet_priv *opt = ctx->priv;
+    fnet_priv *opt = ctx->priv;
     if (opt->normalize != 0 && opt->normalize != 1) {
         snprintf(err, errlen, "normalize must be 0 or 1, got %d", opt->normalize);
         return LRA_ATTN_EINVAL;
     }
+    fnet_free(ctx); /* idempotent if init runs again on the same instance */
+    if (fnet_make_plans(opt, ctx->shape.len, ctx->shape.dim) != 0) {
+        fnet_free(ctx);
+        snprintf(err, errlen, "FFTW could not plan a (%d, %d) real 2-D transform",
+                 ctx->shape.len, ctx->shape.dim);
+        return LRA_ATTN_EINVAL;
+    }
     return LRA_ATTN_OK;
+}
+
+/* The plans fix T and Dh: a call with another shape cannot be served (see the header). */
+static const fnet_priv *fnet_checked(const lra_attn_ctx *ctx)
+{
+    const fnet_priv *opt = ctx->priv;
+    if (!opt->r2c[0] || opt->plan_T != ctx->shape.len || opt->plan_D != ctx->shape.dim) {
+        fprintf(stderr, "fnet: called with len %d, dim %d but planned for %d, %d in init\n",
+                ctx->shape.len, ctx->shape.dim, opt->plan_T, opt->plan_D);
+        abort();
+    }
+    return opt;
+}
+
+static float fnet_scale(const lra_attn_ctx *ctx)
+{
+    const fnet_priv *opt = ctx->priv;
+    return opt->normalize ? 1.0f / sqrtf((float)ctx->shape.len * (float)ctx->shape.dim) : 1.0f;
 }
 
 static void fnet_forward(lra_attn_ctx *ctx, const float *q, const float *k, const float *v,
@@ -213,14 +231,17 @@ static void fnet_forward(lra_attn_ctx *ctx, const float *q, const float *k, cons
 {
     (void)q;
     (void)k; /* FNet mixes the values only */
+    const fnet_priv *opt = fnet_checked(ctx);
     const int H = ctx->shape.heads, BH = ctx->shape.batch * H, T = ctx->shape.len;
-    const size_t TD = (size_t)T * ctx->shape.dim;
-    const fnet_tables tb = fnet_build_tables(ctx);
+    const int D = ctx->shape.dim;
+    const size_t TD = (size_t)T * D;
+    const float c = fnet_scale(ctx);
 
 #pragma omp parallel for schedule(static) num_threads(fnet_threads(ctx))
     for (int bh = 0; bh < BH; bh++) {
-        fnet_work w = fnet_work_at(ctx, &tb, bh);
-        fnet_apply(&tb, v + bh * TD, ctx->key_mask + (size_t)(bh / H) * T, out + bh * TD, &w);
+        fnet_work w = fnet_work_at(ctx, bh);
+        fnet_apply(opt, T, D, c, v + bh * TD, ctx->key_mask + (size_t)(bh / H) * T,
+                   out + bh * TD, 0, &w);
     }
 }
 
@@ -229,18 +250,19 @@ static void fnet_backward(lra_attn_ctx *ctx, const float *q, const float *k, con
 {
     (void)q, (void)k, (void)v, (void)out; /* linear: nothing from forward is needed */
     (void)dq, (void)dk;                   /* q and k are unused: their gradient is 0 */
+    const fnet_priv *opt = fnet_checked(ctx);
     const int H = ctx->shape.heads, BH = ctx->shape.batch * H, T = ctx->shape.len;
-    const size_t TD = (size_t)T * ctx->shape.dim;
-    const fnet_tables tb = fnet_build_tables(ctx);
+    const int D = ctx->shape.dim;
+    const size_t TD = (size_t)T * D;
+    const float c = fnet_scale(ctx);
 
 #pragma omp parallel for schedule(static) num_threads(fnet_threads(ctx))
     for (int bh = 0; bh < BH; bh++) {
-        fnet_work w = fnet_work_at(ctx, &tb, bh);
-        /* forward was Y = c·m∘(C X̄ C − S X̄ S), X̄ = m∘V, with symmetric C and S, so
-         * dV = c·m∘(C (m∘dY) C − S (m∘dY) S): the same map applied to dY. */
-        fnet_apply(&tb, dout + bh * TD, ctx->key_mask + (size_t)(bh / H) * T, w.y, &w);
-        float *dV = dv + bh * TD; /* (T, Dh) */
-        for (size_t i = 0; i < TD; i++) dV[i] += w.y[i];
+        fnet_work w = fnet_work_at(ctx, bh);
+        /* forward was Y = c·m∘Re(F X̄ F), X̄ = m∘V, a self-adjoint map, so
+         * dV += c·m∘Re(F (m∘dY) F): the same transform on dY, added into dv. */
+        fnet_apply(opt, T, D, c, dout + bh * TD, ctx->key_mask + (size_t)(bh / H) * T,
+                   dv + bh * TD, 1, &w);
     }
 }
 
@@ -248,7 +270,7 @@ const lra_attention lra_attn_fnet = {
     .abi_version = LRA_ATTN_ABI_VERSION,
     .name        = "fnet",
     .help        = "FNet Fourier token mixing of v, no attention (Lee-Thorp et al. 2021, arXiv "
-                   "2105.03824); O(T^2 Dh) DFT by tiled GEMM, O(T Dh) memory",
+                   "2105.03824); 2-D real FFT, O(T Dh log(T Dh)) time, O(T Dh) memory",
     .flags       = 0,
     .priv_size   = sizeof(fnet_priv),
     .options     = fnet_options,
@@ -257,7 +279,7 @@ const lra_attention lra_attn_fnet = {
     .init        = fnet_init,
     .forward     = fnet_forward,
     .backward    = fnet_backward,
-    .free        = NULL,
+    .free        = fnet_free,
 };
 
 LRA_ATTENTION_EXPORT(lra_attn_fnet)

@@ -46,6 +46,7 @@
 
 #include "lra_attention.h"
 #include "lra_rng.h"
+#include "lra_vmath.h"
 
 typedef struct nystrom_priv {
     int landmarks; /* ℓ */
@@ -109,6 +110,20 @@ static void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *
 
 /* ---- softmax rows (B1) --------------------------------------------------------------------- */
 
+/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
+ * reassociation) added in a fixed order in double: deterministic. */
+static double nystrom_sum(const float *x, int n)
+{
+    float acc[16] = {0.0f};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
+    double sum = 0.0;
+    for (; j < n; j++) sum += x[j];
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
+}
+
 /* Row softmax of S (rows, cols) in place; mask (cols), NULL = every column real. Masked columns
  * get probability exactly 0. */
 static void nystrom_softmax(float *S, int rows, int cols, const float *mask)
@@ -118,11 +133,12 @@ static void nystrom_softmax(float *S, int rows, int cols, const float *mask)
         float mx = -INFINITY;
         for (int j = 0; j < cols; j++)
             if ((!mask || mask[j] != 0.0f) && s[j] > mx) mx = s[j];
-        double sum = 0.0;
-        for (int j = 0; j < cols; j++) {
-            s[j] = !mask || mask[j] != 0.0f ? expf(s[j] - mx) : 0.0f;
-            sum += s[j];
-        }
+        /* lra_expf: branch-free, so the masked select vectorises. */
+        if (mask)
+            for (int j = 0; j < cols; j++) s[j] = mask[j] != 0.0f ? lra_expf(s[j] - mx) : 0.0f;
+        else
+            for (int j = 0; j < cols; j++) s[j] = lra_expf(s[j] - mx);
+        const double sum = nystrom_sum(s, cols);
         const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
         for (int j = 0; j < cols; j++) s[j] *= inv;
     }

@@ -27,14 +27,17 @@
  * sqrt(Dh) and divide by sqrt(Dh), i.e. their logits are q_i·k̂_j: that is `scale=1`.
  *
  * Complexity: O(hashes·T·(2c·Dh + buckets·Dh)) time each way plus an O(T) counting sort per
- * round; memory O(hashes·T·Dh) for the per-round outputs.
+ * round (with the default c = 2T/buckets the 2c·Dh term makes it O(T²·Dh/buckets)); memory
+ * O(hashes·T·Dh) for the per-round outputs.
  *
  * Cache (per slice, floats): perm (hashes, T) sorted order of each round, as float-encoded
  *         positions (exact below 2^24), −1 past the real tokens; bucket (hashes, T) each token's
  *         bucket, −1 for padding; lse (hashes, T) lse_ir; o (hashes, T, Dh) o_ir. With
  *         ctx->freeze_choices forward reuses perm and bucket and recomputes everything else.
  * Scratch (per slice): the rotation, the normalised keys, q, k̂, v and their gradients
- *         gathered in sorted order (T, Dh) each, and two c × 2c chunk matrices.
+ *         gathered in sorted order (T, Dh) each, and two rows × 2c tile matrices: a chunk's
+ *         queries run in tiles of rows = min(c, REFORMER_ROWS), so scratch is O(T·Dh) although
+ *         c grows with T (whole c × 2c chunk matrices were quadratic: 3 GB at Path-X).
  * Threads: one OpenMP loop over the B·H slices; BLAS runs single-threaded inside it.
  */
 #include <cblas.h>
@@ -46,8 +49,13 @@
 
 #include "lra_attention.h"
 #include "lra_rng.h"
+#include "lra_vmath.h"
 
 enum { REFORMER_MAX_HASHES = 64 }; /* bounds the per-query round weights kept on the stack */
+/* Query rows of a chunk processed at once. The chunk grows with T (c = 2T/buckets), so a whole
+ * c × 2c logit matrix would make scratch quadratic in T (3 GB at T = 16384, batch 8); a tile of
+ * rows keeps it O(REFORMER_ROWS·c) = O(T) per slice and in cache. */
+enum { REFORMER_ROWS = 64 };
 
 typedef struct reformer_priv {
     int buckets;   /* n_b: 1, or even */
@@ -124,7 +132,7 @@ typedef struct reformer_work {
     float *sl, *sd;         /* (T) sorted lse_ir; sorted w_ir·(do_i·o_i) (backward) */
     float *dsq, *dsk, *dsv; /* (T, Dh) gradients in sorted order */
     float *dkn;             /* (T, Dh) gradient of k̂ */
-    float *a, *g;           /* (c, 2c) logits → probabilities; P̃, then its gradient */
+    float *a, *g;           /* (rows, 2c) logits → probabilities; P̃, then its gradient */
     float *cnt;             /* (nb + 1) counting-sort offsets */
 } reformer_work;
 
@@ -133,11 +141,17 @@ static size_t reformer_cache_floats(const reformer_dims *d)
     return (size_t)d->nr * d->T * (3 + (size_t)d->D);
 }
 
+/* Rows of one tile: REFORMER_ROWS, or the chunk if shorter. */
+static int reformer_rows(const reformer_dims *d)
+{
+    return d->c < REFORMER_ROWS ? d->c : REFORMER_ROWS;
+}
+
 static size_t reformer_scratch_floats(const reformer_dims *d)
 {
     const size_t TD = (size_t)d->T * d->D;
-    return (size_t)d->D * d->half + 3 * (size_t)d->T + 9 * TD + 4 * (size_t)d->c * d->c +
-           (size_t)d->nb + 1;
+    return (size_t)d->D * d->half + 3 * (size_t)d->T + 9 * TD +
+           4 * (size_t)reformer_rows(d) * d->c + (size_t)d->nb + 1;
 }
 
 static reformer_cache reformer_cache_at(const lra_attn_ctx *ctx, const reformer_dims *d, int bh)
@@ -151,7 +165,7 @@ static reformer_cache reformer_cache_at(const lra_attn_ctx *ctx, const reformer_
 static reformer_work reformer_work_at(const lra_attn_ctx *ctx, const reformer_dims *d, int bh)
 {
     float *p = ctx->scratch + (size_t)bh * reformer_scratch_floats(d);
-    const size_t TD = (size_t)d->T * d->D, CC = 2 * (size_t)d->c * d->c;
+    const size_t TD = (size_t)d->T * d->D, CC = 2 * (size_t)reformer_rows(d) * d->c;
     reformer_work w;
     w.rot = p, p += (size_t)d->D * d->half;
     w.inv = p, p += d->T;
@@ -224,9 +238,11 @@ static void reformer_sort(const reformer_dims *d, const float *mask, const float
 
 /* Chunk g of the n sorted real tokens: own slots [lo, lo + len), previous chunk's
  * [plo, plo + plen) (wrapping around; none when there is only one chunk). Keys are ordered
- * previous chunk first, then own chunk, so query slot lo + r sits in key column plen + r. */
+ * previous chunk first, then own chunk, so query slot lo + r sits in key column plen + r.
+ * One tile of it: the query rows [lo + r0, lo + r0 + nq) against all the chunk's keys. */
 typedef struct reformer_chunk {
     int lo, len, plo, plen;
+    int r0, nq; /* the tile's first query row within the chunk, and its rows */
 } reformer_chunk;
 
 static int reformer_min(int a, int b) { return a < b ? a : b; }
@@ -239,20 +255,35 @@ static reformer_chunk reformer_chunk_at(int g, int n, int c)
     return ch;
 }
 
-/* A (len, plen + len) = s·Q_own [K_prev ; K_own]ᵀ from the sorted q and k̂ (T, Dh), with the
+/* A (nq, plen + len) = s·Q_tile [K_prev ; K_own]ᵀ from the sorted q and k̂ (T, Dh), with the
  * self column set to −∞ when there is any other key. */
 static void reformer_logits(const reformer_dims *d, const reformer_chunk *ch, const float *sq,
                             const float *sk, float *A)
 {
     const int D = d->D, ncol = ch->plen + ch->len;
-    const float *Q = sq + (size_t)ch->lo * D;
+    const float *Q = sq + (size_t)(ch->lo + ch->r0) * D;
     if (ch->plen > 0)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch->len, ch->plen, D, d->s, Q, D,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch->nq, ch->plen, D, d->s, Q, D,
                     sk + (size_t)ch->plo * D, D, 0.0f, A, ncol);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch->len, ch->len, D, d->s, Q, D,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch->nq, ch->len, D, d->s, Q, D,
                 sk + (size_t)ch->lo * D, D, 0.0f, A + ch->plen, ncol);
     if (ncol > 1)
-        for (int r = 0; r < ch->len; r++) A[(size_t)r * ncol + ch->plen + r] = -INFINITY;
+        for (int r = 0; r < ch->nq; r++)
+            A[(size_t)r * ncol + ch->plen + ch->r0 + r] = -INFINITY;
+}
+
+/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
+ * reassociation) added in a fixed order in double: deterministic. */
+static double reformer_sum(const float *x, int n)
+{
+    float acc[16] = {0.0f};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
+    double sum = 0.0;
+    for (; j < n; j++) sum += x[j];
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
 }
 
 /* Rows of A become probabilities exp(a − lse); lse (len) is written when `lse_out`, else read
@@ -262,67 +293,72 @@ static void reformer_probs(float *A, int rows, int ncol, float *lse_out, const f
     for (int r = 0; r < rows; r++) {
         float *row = A + (size_t)r * ncol;
         if (!lse_out) {
-            for (int j = 0; j < ncol; j++)
-                row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - lse_in[r]);
+            /* lra_expf (vectorised) maps the −∞ self column to 0. */
+            for (int j = 0; j < ncol; j++) row[j] = lra_expf(row[j] - lse_in[r]);
             continue;
         }
         /* every row has a key (itself at least), so mx is finite and sum >= 1 */
         float mx = -INFINITY;
         for (int j = 0; j < ncol; j++) mx = row[j] > mx ? row[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < ncol; j++) {
-            row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
-            sum += row[j];
-        }
+        for (int j = 0; j < ncol; j++) row[j] = lra_expf(row[j] - mx);
+        const double sum = reformer_sum(row, ncol);
         lse_out[r] = mx + (float)log(sum);
         const float inv = (float)(1.0 / sum);
         for (int j = 0; j < ncol; j++) row[j] *= inv;
     }
 }
 
-/* dst = src ∘ Z/(1−p) on one chunk, Z_ij = [uniform(key, i·T + j) >= p] at the ORIGINAL
+/* dst = src ∘ Z/(1−p) on one tile, Z_ij = [uniform(key, i·T + j) >= p] at the ORIGINAL
  * positions i, j, so the mask does not depend on the sorted order. dst may equal src. */
 static void reformer_dropout(const reformer_dims *d, const reformer_chunk *ch, const float *perm,
                              uint64_t key, float *dst, const float *src)
 {
-    const int ncol = ch->plen + ch->len;
-    const float inv_keep = 1.0f / (1.0f - d->rate);
-    for (int r = 0; r < ch->len; r++) {
-        const uint64_t i = (uint64_t)perm[ch->lo + r];
-        for (int col = 0; col < ncol; col++) {
-            const int slot = col < ch->plen ? ch->plo + col : ch->lo + col - ch->plen;
-            const size_t at = (size_t)r * ncol + col;
-            const uint64_t ctr = i * (uint64_t)d->T + (uint64_t)perm[slot];
-            dst[at] = lra_uniform(key, ctr) >= d->rate ? src[at] * inv_keep : 0.0f;
+    /* Locals, not ch->… and d->… inside the loops: dst could alias them as far as the compiler
+     * knows, which would stop it vectorising the hash (5× slower). */
+    const int plen = ch->plen, plo = ch->plo, lo = ch->lo, len = ch->len, nq = ch->nq;
+    const int ncol = plen + len, q0 = ch->lo + ch->r0;
+    const uint64_t T = (uint64_t)d->T;
+    const float rate = d->rate, inv_keep = 1.0f / (1.0f - rate);
+    for (int r = 0; r < nq; r++) {
+        const uint64_t row = (uint64_t)perm[q0 + r] * T;
+        float *drow = dst + (size_t)r * ncol;
+        const float *srow = src + (size_t)r * ncol;
+        for (int col = 0; col < plen; col++) { /* previous chunk's keys */
+            const uint64_t ctr = row + (uint64_t)perm[plo + col];
+            drow[col] = lra_uniform(key, ctr) >= rate ? srow[col] * inv_keep : 0.0f;
+        }
+        for (int col = 0; col < len; col++) { /* own chunk's keys */
+            const uint64_t ctr = row + (uint64_t)perm[lo + col];
+            drow[plen + col] = lra_uniform(key, ctr) >= rate ? srow[plen + col] * inv_keep : 0.0f;
         }
     }
 }
 
-/* C (len, Dh) (+)= P̃ [V_prev ; V_own] for the sorted values (T, Dh). */
+/* C (nq, Dh) = P̃ [V_prev ; V_own] for the sorted values (T, Dh). */
 static void reformer_mix(const reformer_dims *d, const reformer_chunk *ch, const float *P,
                          const float *sv, float *C)
 {
     const int D = d->D, ncol = ch->plen + ch->len;
     float beta = 0.0f;
     if (ch->plen > 0) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch->len, D, ch->plen, 1.0f, P,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch->nq, D, ch->plen, 1.0f, P,
                     ncol, sv + (size_t)ch->plo * D, D, 0.0f, C, D);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch->len, D, ch->len, 1.0f,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch->nq, D, ch->len, 1.0f,
                 P + ch->plen, ncol, sv + (size_t)ch->lo * D, D, beta, C, D);
 }
 
-/* dX_prev, dX_own (+)= α·Gᵀ Y for a chunk matrix G (len, ncol) and rows Y (len, Dh): the
- * scatter of a chunk-row product back onto its key slots. */
+/* dX_prev, dX_own += α·Gᵀ Y for a tile matrix G (nq, ncol) and rows Y (nq, Dh): the scatter
+ * of a chunk-row product back onto its key slots (tiles add in row order: deterministic). */
 static void reformer_mix_t(const reformer_dims *d, const reformer_chunk *ch, float alpha,
                            const float *G, const float *Y, float *dX)
 {
     const int D = d->D, ncol = ch->plen + ch->len;
     if (ch->plen > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ch->plen, D, ch->len, alpha, G,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ch->plen, D, ch->nq, alpha, G,
                     ncol, Y, D, 1.0f, dX + (size_t)ch->plo * D, D);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ch->len, D, ch->len, alpha,
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ch->len, D, ch->nq, alpha,
                 G + ch->plen, ncol, Y, D, 1.0f, dX + (size_t)ch->lo * D, D);
 }
 
@@ -369,16 +405,20 @@ static void reformer_round_forward(const lra_attn_ctx *ctx, const reformer_dims 
     reformer_gather(w->sv, V, perm, n, d->D);
     const uint64_t key = reformer_drop_key(ctx, bh, r);
     for (int g = 0; g * d->c < n; g++) {
-        const reformer_chunk ch = reformer_chunk_at(g, n, d->c);
+        reformer_chunk ch = reformer_chunk_at(g, n, d->c);
         const int ncol = ch.plen + ch.len;
-        reformer_logits(d, &ch, w->sq, w->sk, w->a);
-        reformer_probs(w->a, ch.len, ncol, w->sl + ch.lo, NULL);
-        const float *P = w->a; /* (len, ncol) */
-        if (d->rate > 0.0f) {
-            reformer_dropout(d, &ch, perm, key, w->g, w->a);
-            P = w->g;
+        for (ch.r0 = 0; ch.r0 < ch.len; ch.r0 += ch.nq) {
+            ch.nq = reformer_min(reformer_rows(d), ch.len - ch.r0);
+            const int q0 = ch.lo + ch.r0; /* the tile's first sorted slot */
+            reformer_logits(d, &ch, w->sq, w->sk, w->a);
+            reformer_probs(w->a, ch.nq, ncol, w->sl + q0, NULL);
+            const float *P = w->a; /* (nq, ncol) */
+            if (d->rate > 0.0f) {
+                reformer_dropout(d, &ch, perm, key, w->g, w->a);
+                P = w->g;
+            }
+            reformer_mix(d, &ch, P, w->sv, w->so + (size_t)q0 * d->D);
         }
-        reformer_mix(d, &ch, P, w->sv, w->so + (size_t)ch.lo * d->D);
     }
     memset(o, 0, (size_t)d->T * d->D * sizeof(float));
     memset(lse, 0, (size_t)d->T * sizeof(float));
@@ -455,46 +495,50 @@ static void reformer_round_backward(const lra_attn_ctx *ctx, const reformer_dims
     const int D = d->D;
     const uint64_t key = reformer_drop_key(ctx, bh, r);
     for (int g = 0; g * d->c < n; g++) {
-        const reformer_chunk ch = reformer_chunk_at(g, n, d->c);
+        reformer_chunk ch = reformer_chunk_at(g, n, d->c);
         const int ncol = ch.plen + ch.len;
-        const float *dO = w->so + (size_t)ch.lo * D, *Qc = w->sq + (size_t)ch.lo * D;
-        reformer_logits(d, &ch, w->sq, w->sk, w->a);
-        reformer_probs(w->a, ch.len, ncol, NULL, w->sl + ch.lo);
+        for (ch.r0 = 0; ch.r0 < ch.len; ch.r0 += ch.nq) {
+            ch.nq = reformer_min(reformer_rows(d), ch.len - ch.r0);
+            const int q0 = ch.lo + ch.r0; /* the tile's first sorted slot */
+            const float *dO = w->so + (size_t)q0 * D, *Qc = w->sq + (size_t)q0 * D;
+            reformer_logits(d, &ch, w->sq, w->sk, w->a);
+            reformer_probs(w->a, ch.nq, ncol, NULL, w->sl + q0);
 
-        /* forward was o_ir = P̃ [V_prev ; V_own], so dV += P̃ᵀ dO_r and dP̃ = dO_r [V]ᵀ. */
-        const float *P = w->a;
-        if (d->rate > 0.0f) {
-            reformer_dropout(d, &ch, perm, key, w->g, w->a);
-            P = w->g;
-        }
-        reformer_mix_t(d, &ch, 1.0f, P, dO, w->dsv);
-        if (ch.plen > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch.len, ch.plen, D, 1.0f, dO, D,
-                        w->sv + (size_t)ch.plo * D, D, 0.0f, w->g, ncol);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch.len, ch.len, D, 1.0f, dO, D,
-                    w->sv + (size_t)ch.lo * D, D, 0.0f, w->g + ch.plen, ncol);
-
-        /* forward was P̃ = P ∘ Z/(1−p), so dP = dP̃ ∘ Z/(1−p). */
-        if (d->rate > 0.0f) reformer_dropout(d, &ch, perm, key, w->g, w->g);
-
-        /* forward was P = exp(A − lse) inside a round whose lse also sets w_ir, so
-         * dA = P ∘ (dP − D'_i) with D'_i = w_ir·(do_i·o_i) (B2 plus the dlse term, §6). */
-        for (int row = 0; row < ch.len; row++) {
-            const float Dr = w->sd[ch.lo + row];
-            for (int col = 0; col < ncol; col++) {
-                const size_t at = (size_t)row * ncol + col;
-                w->g[at] = w->a[at] * (w->g[at] - Dr);
+            /* forward was o_ir = P̃ [V_prev ; V_own], so dV += P̃ᵀ dO_r and dP̃ = dO_r [V]ᵀ. */
+            const float *P = w->a;
+            if (d->rate > 0.0f) {
+                reformer_dropout(d, &ch, perm, key, w->g, w->a);
+                P = w->g;
             }
-        }
+            reformer_mix_t(d, &ch, 1.0f, P, dO, w->dsv);
+            if (ch.plen > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch.nq, ch.plen, D, 1.0f, dO, D,
+                            w->sv + (size_t)ch.plo * D, D, 0.0f, w->g, ncol);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ch.nq, ch.len, D, 1.0f, dO, D,
+                        w->sv + (size_t)ch.lo * D, D, 0.0f, w->g + ch.plen, ncol);
 
-        /* forward was A = s·Q_own [K]ᵀ, so dQ_own += s·dA [K] and d[K] += s·dAᵀ Q_own. */
-        float *dQc = w->dsq + (size_t)ch.lo * D;
-        if (ch.plen > 0)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch.len, D, ch.plen, d->s,
-                        w->g, ncol, w->sk + (size_t)ch.plo * D, D, 1.0f, dQc, D);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch.len, D, ch.len, d->s,
-                    w->g + ch.plen, ncol, w->sk + (size_t)ch.lo * D, D, 1.0f, dQc, D);
-        reformer_mix_t(d, &ch, d->s, w->g, Qc, w->dsk);
+            /* forward was P̃ = P ∘ Z/(1−p), so dP = dP̃ ∘ Z/(1−p). */
+            if (d->rate > 0.0f) reformer_dropout(d, &ch, perm, key, w->g, w->g);
+
+            /* forward was P = exp(A − lse) inside a round whose lse also sets w_ir, so
+             * dA = P ∘ (dP − D'_i) with D'_i = w_ir·(do_i·o_i) (B2 plus the dlse term, §6). */
+            for (int row = 0; row < ch.nq; row++) {
+                const float Dr = w->sd[q0 + row];
+                for (int col = 0; col < ncol; col++) {
+                    const size_t at = (size_t)row * ncol + col;
+                    w->g[at] = w->a[at] * (w->g[at] - Dr);
+                }
+            }
+
+            /* forward was A = s·Q_tile [K]ᵀ, so dQ_tile += s·dA [K] and d[K] += s·dAᵀ Q_tile. */
+            float *dQc = w->dsq + (size_t)q0 * D;
+            if (ch.plen > 0)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch.nq, D, ch.plen, d->s,
+                            w->g, ncol, w->sk + (size_t)ch.plo * D, D, 1.0f, dQc, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ch.nq, D, ch.len, d->s,
+                        w->g + ch.plen, ncol, w->sk + (size_t)ch.lo * D, D, 1.0f, dQc, D);
+            reformer_mix_t(d, &ch, d->s, w->g, Qc, w->dsk);
+        }
     }
 }
 

@@ -45,6 +45,7 @@
 
 #include "lra_attention.h"
 #include "lra_rng.h"
+#include "lra_vmath.h"
 
 typedef struct sinkhorn_priv {
     int block;      /* b */
@@ -272,6 +273,20 @@ static void sinkhorn_logits(const sinkhorn_dims *d, int t, int rows, const float
     }
 }
 
+/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
+ * reassociation) added in a fixed order in double: deterministic. */
+static double sinkhorn_sum(const float *x, int n)
+{
+    float acc[16] = {0.0f};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
+    double sum = 0.0;
+    for (; j < n; j++) sum += x[j];
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
+}
+
 /* Rows of A (rows, ncol) become exp(a − lse); lse is written when lse_out, else read from
  * lse_in. A row without keys gets lse = +∞ and probabilities 0. */
 static void sinkhorn_probs(float *A, int rows, int ncol, float *lse_out, const float *lse_in)
@@ -279,17 +294,19 @@ static void sinkhorn_probs(float *A, int rows, int ncol, float *lse_out, const f
     for (int r = 0; r < rows; r++) {
         float *row = A + (size_t)r * ncol;
         if (!lse_out) {
-            for (int j = 0; j < ncol; j++)
-                row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - lse_in[r]);
+            /* lra_expf (vectorised) maps −∞ to 0, also when lse_in is +∞. */
+            for (int j = 0; j < ncol; j++) row[j] = lra_expf(row[j] - lse_in[r]);
             continue;
         }
         float mx = -INFINITY;
         for (int j = 0; j < ncol; j++) mx = fmaxf(mx, row[j]);
-        double sum = 0.0;
-        for (int j = 0; j < ncol; j++) {
-            row[j] = row[j] == -INFINITY ? 0.0f : expf(row[j] - mx);
-            sum += row[j];
+        if (mx == -INFINITY) { /* no key: −∞ − (−∞) would be NaN */
+            lse_out[r] = INFINITY;
+            memset(row, 0, (size_t)ncol * sizeof(float));
+            continue;
         }
+        for (int j = 0; j < ncol; j++) row[j] = lra_expf(row[j] - mx);
+        const double sum = sinkhorn_sum(row, ncol);
         lse_out[r] = sum > 0.0 ? mx + (float)log(sum) : INFINITY;
         const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
         for (int j = 0; j < ncol; j++) row[j] *= inv;

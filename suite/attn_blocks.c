@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lra_rng.h"
+#include "lra_vmath.h"
 #include "util.h"
 
 _Static_assert(sizeof(int) == sizeof(float), "index lists are carved out of float scratch");
@@ -265,6 +266,29 @@ static void blocks_logits(const lra_blocks_slice *s, const blocks_group *grp, co
                 s->scale, Qg, s->D, Kg, s->D, 0.0f, S, (int)grp->nk);
 }
 
+/* Row r of the tile (query i): logits of keys query i may not see become −∞, so that the
+ * exponentials below are branch-free loops over lra_expf (vectorised; lra_expf(−∞) = 0).
+ * Returns the row's largest allowed logit (−∞ when none). */
+static float blocks_mask_row(const lra_blocks_pattern *p, const lra_blocks_slice *s,
+                             const blocks_group *grp, int i, float *row)
+{
+    float mx = -INFINITY;
+    for (size_t c = 0; c < grp->nk; c++) {
+        if (!blocks_allowed(p, s->mask, i, grp->kidx[c], grp->kband[c]))
+            row[c] = -INFINITY;
+        else if (row[c] > mx)
+            mx = row[c];
+    }
+    return mx;
+}
+
+/* row = exp(row − lse) in place (lse = +∞ gives 0s): the same float expression in forward and
+ * backward, so backward's recomputed P equals forward's bit for bit. */
+static void blocks_exp_row(float *row, size_t n, float lse)
+{
+    for (size_t c = 0; c < n; c++) row[c] = lra_expf(row[c] - lse);
+}
+
 /* In place: the logits tile becomes P over each query's allowed keys (0 elsewhere), and lse
  * is written for each query (+INFINITY when it has no allowed key). */
 static void blocks_softmax(const lra_blocks_pattern *p, const lra_blocks_slice *s,
@@ -273,20 +297,23 @@ static void blocks_softmax(const lra_blocks_pattern *p, const lra_blocks_slice *
     for (size_t r = 0; r < grp->nq; r++) {
         const int i = grp->qidx[r];
         float *row = S + r * grp->nk; /* (nk) */
-        float mx = -INFINITY;
-        for (size_t c = 0; c < grp->nk; c++)
-            if (blocks_allowed(p, s->mask, i, grp->kidx[c], grp->kband[c]) && row[c] > mx)
-                mx = row[c];
-        double sum = 0.0;
-        for (size_t c = 0; c < grp->nk; c++)
-            if (blocks_allowed(p, s->mask, i, grp->kidx[c], grp->kband[c]))
-                sum += exp((double)row[c] - mx);
-        /* p = exp(a − lse) here and in backward, the same float expression on the same tile. */
-        const float lse = sum > 0.0 ? mx + (float)log(sum) : INFINITY;
+        const float mx = blocks_mask_row(p, s, grp, i, row);
+        float lse = INFINITY;
+        if (mx > -INFINITY) {
+            /* BLOCKS_LANES independent float partial sums (so the loop vectorises without
+             * reassociation), added in a fixed order in double: deterministic. */
+            enum { BLOCKS_LANES = 16 };
+            float acc[BLOCKS_LANES] = {0.0f};
+            size_t c = 0;
+            for (; c + BLOCKS_LANES <= grp->nk; c += BLOCKS_LANES)
+                for (int l = 0; l < BLOCKS_LANES; l++) acc[l] += lra_expf(row[c + l] - mx);
+            double sum = 0.0;
+            for (; c < grp->nk; c++) sum += lra_expf(row[c] - mx);
+            for (int l = 0; l < BLOCKS_LANES; l++) sum += acc[l];
+            lse = mx + (float)log(sum);
+        }
         s->lse[i] = lse;
-        for (size_t c = 0; c < grp->nk; c++)
-            row[c] = blocks_allowed(p, s->mask, i, grp->kidx[c], grp->kband[c])
-                         ? expf(row[c] - lse) : 0.0f;
+        blocks_exp_row(row, grp->nk, lse);
     }
 }
 
@@ -295,12 +322,9 @@ static void blocks_probs(const lra_blocks_pattern *p, const lra_blocks_slice *s,
                          const blocks_group *grp, float *S)
 {
     for (size_t r = 0; r < grp->nq; r++) {
-        const int i = grp->qidx[r];
-        const float lse = s->lse[i];
         float *row = S + r * grp->nk; /* (nk) */
-        for (size_t c = 0; c < grp->nk; c++)
-            row[c] = isfinite(lse) && blocks_allowed(p, s->mask, i, grp->kidx[c], grp->kband[c])
-                         ? expf(row[c] - lse) : 0.0f;
+        blocks_mask_row(p, s, grp, grp->qidx[r], row);
+        blocks_exp_row(row, grp->nk, s->lse[grp->qidx[r]]);
     }
 }
 

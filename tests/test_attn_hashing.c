@@ -6,6 +6,8 @@
  *    attention-variants.md with scalar loops, using the sort orders the plugin stored in its
  *    cache (layout documented in attention/reformer.c); the reference gradients are central
  *    differences (h = 1e-6) of the reference forward, so they do not share the derivation;
+ *    also at T = 100 with chunks longer than the plugin's 64-query row tile (several tiles per
+ *    chunk, the last partial);
  *  - frozen choices: with freeze_choices = 1, perturbing q keeps the cached sort orders and the
  *    output changes linearly in the step;
  *  - the limit buckets = 1, chunk >= T equals full shared-QK attention with the self-exclusion
@@ -406,11 +408,13 @@ static float *reformer_orders(const setup *s, int rounds)
     return perm;
 }
 
-/* Against the §6 reference with the plugin's own bucket orders. */
-static void check_reformer_reference(const char *opts, int rounds, int chunk, double scale)
+/* Against the §6 reference with the plugin's own bucket orders, at (B, H, T, Dh) =
+ * (2, H, T, 4), batch 1 with its last n_pad tokens padded. */
+static void check_reformer_reference_at(const char *opts, int rounds, int chunk, double scale,
+                                        int H, int T, int n_pad)
 {
     setup s;
-    if (setup_open(&s, "reformer", 2, 2, 13, 4, 4, opts, lra_key(TEST_SEED, 10)) == 0) {
+    if (setup_open(&s, "reformer", 2, H, T, 4, n_pad, opts, lra_key(TEST_SEED, 10)) == 0) {
         forward(&s); /* makes the discrete choices */
         ref rf;
         ref_open(&rf, &s, reformer_ref_slice);
@@ -418,12 +422,17 @@ static void check_reformer_reference(const char *opts, int rounds, int chunk, do
         rf.perm = perm, rf.rounds = rounds, rf.chunk = chunk;
         if (scale > 0.0) rf.scale = scale;
         char what[128];
-        snprintf(what, sizeof what, "reformer %s", opts);
+        snprintf(what, sizeof what, "reformer %s (T %d, %d padded)", opts, T, n_pad);
         check_against_ref(&s, &rf, what);
         lra_free(perm);
         ref_close(&rf);
     }
     setup_close(&s);
+}
+
+static void check_reformer_reference(const char *opts, int rounds, int chunk, double scale)
+{
+    check_reformer_reference_at(opts, rounds, chunk, scale, 2, 13, 4);
 }
 
 /* Each sorted order is the real positions by (bucket, position): buckets non-decreasing,
@@ -769,6 +778,11 @@ int main(void)
     check_reformer_reference("buckets=4,chunk=3,hashes=3", 3, 3, 0.0);
     check_reformer_reference("buckets=4,hashes=2", 2, 7, 0.0); /* chunk ceil(2·13/4) = 7 */
     check_reformer_reference("buckets=2,chunk=2,lra_scale=1", 1, 2, 2.0);
+    /* Chunks longer than the plugin's row tile (64 queries): a chunk's queries run in several
+     * tiles, the last one partial (70 = 64 + 6; the padded batch's 100 − 17 = 83 real tokens
+     * give chunks of 70 and 13, and with chunk 0 one chunk of 83 = 64 + 19 or 100). */
+    check_reformer_reference_at("buckets=4,chunk=70,hashes=2", 2, 70, 0.0, 1, 100, 17);
+    check_reformer_reference_at("buckets=2,hashes=1", 1, 100, 0.0, 1, 100, 17);
     check_reformer_frozen();
     check_reformer_limit(1);
     check_reformer_limit(3);

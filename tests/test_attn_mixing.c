@@ -23,6 +23,11 @@
  *     only for combiner, the one that approximates softmax: it must be closer to softmax than
  *     uniform attention over the real keys is.
  *  5. Cost: flops and cache at T = 4096 over T = 1024 follow each variant's complexity.
+ *  6. FNet's FFTW path against the O(T²) matrix DFT it replaced (kept here, in double), at
+ *     T = 1024, 1031 (prime), 97, 250 and 1, Dh = 32, 5 (odd), 6, 1, with interior and tail
+ *     padding, both normalisations, aligned and unaligned scratch: out, and backward's increment
+ *     of a non-zero dv, within 2e-6 of max |ref| (float FFT rounding is ~2e-7 there); dq and dk
+ *     untouched and padded output rows exactly 0.
  *
  * Output: one line per check ("PASS|FAIL what — detail"), then "N passed, N failed"; exit
  * status 1 on any failure.
@@ -567,6 +572,128 @@ static void check_distance(const tcase *c)
     run_close(&u);
 }
 
+/* ---- FNet's FFT path against the O(T²) matrix DFT at LRA-like shapes ---- */
+
+static const double TOL_FNET_FFT = 2e-6; /* max |x − ref| / max |ref|, out and dv */
+
+/* The matrix DFT that fnet computed before it used FFTW, kept here as the reference, in
+ * double: Y = c·m∘(C_T X̄ C_Dh − S_T X̄ S_Dh), X̄ = m∘X, with C_N[a][b] = cos(2π·(ab mod N)/N)
+ * and S_N likewise (tables indexed by ab mod N, as the plugin built its tiles). One slice:
+ * X, Y (T, Dh); xc, xs (T, Dh) scratch. Self-adjoint, so it is also backward's reference. */
+static void ref_fnet_matrix(int T, int D, int normalize, const float *X, const float *m,
+                            double *Y, double *xc, double *xs)
+{
+    const double c = normalize ? 1.0 / sqrt((double)T * D) : 1.0, tau = 2.0 * M_PI;
+    for (int t = 0; t < T; t++)
+        for (int f = 0; f < D; f++) {
+            double ac = 0.0, as = 0.0;
+            for (int e = 0; e < D && m[t] != 0.0f; e++) {
+                const double x = X[(size_t)t * D + e], ang = tau * (double)((e * f) % D) / D;
+                ac += x * cos(ang);
+                as += x * sin(ang);
+            }
+            xc[(size_t)t * D + f] = ac;
+            xs[(size_t)t * D + f] = as;
+        }
+    double *ct = malloc((size_t)T * sizeof(double)), *st = malloc((size_t)T * sizeof(double));
+    LRA_ASSERT(ct && st);
+    for (int j = 0; j < T; j++) {
+        ct[j] = cos(tau * j / T);
+        st[j] = sin(tau * j / T);
+    }
+    for (int a = 0; a < T; a++) {
+        double *y = Y + (size_t)a * D;
+        for (int f = 0; f < D; f++) y[f] = 0.0;
+        if (m[a] == 0.0f) continue;
+        for (int b = 0; b < T; b++) {
+            const size_t j = (size_t)a * b % (size_t)T;
+            for (int f = 0; f < D; f++)
+                y[f] += ct[j] * xc[(size_t)b * D + f] - st[j] * xs[(size_t)b * D + f];
+        }
+        for (int f = 0; f < D; f++) y[f] *= c;
+    }
+    free(ct);
+    free(st);
+}
+
+/* fnet at (B, H, T, Dh) against ref_fnet_matrix: out, and backward's increment of dv (dv
+ * starts non-zero, so accumulation is checked); dq and dk must stay untouched and padded output
+ * rows exactly 0. Batch b > 0 is padded at every 7th token from 3 and its last T/5 tokens.
+ * misalign = 1 shifts scratch by one float, so FFTW's unaligned plan runs. */
+static void check_fnet_fft(int B, int H, int T, int D, int normalize, int misalign)
+{
+    const lra_attention *a = lra_attn_find("fnet");
+    if (!a) {
+        report(0, "fnet: not registered");
+        return;
+    }
+    const size_t n = (size_t)B * H * T * D, TD = (size_t)T * D;
+    lra_attn_ctx x = {.shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = T}};
+    x.priv = lra_alloc(a->priv_size, "options");
+    lra_opts_defaults(a->options, x.priv);
+    char why[256];
+    LRA_ASSERT(lra_opts_set(a->options, x.priv, "normalize", normalize ? "1" : "0", why,
+                            sizeof why) == 0);
+    lra_attn_sizes sz;
+    a->sizes(&x, &sz);
+    float *mask = floats((size_t)B * T), *v = floats(n), *r = floats(n), *out = floats(n);
+    float *dq = floats(n), *dk = floats(n), *dv = floats(n), *dv0 = floats(n);
+    float *scratch = floats(sz.n_scratch + 1);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            mask[(size_t)b * T + t] = b > 0 && (t % 7 == 3 || t >= T - T / 5) ? 0.0f : 1.0f;
+    fill_uniform(v, n, lra_key(TEST_SEED, 11), 1.0f);
+    fill_uniform(r, n, lra_key(TEST_SEED, 12), 1.0f);
+    fill_uniform(dv0, n, lra_key(TEST_SEED, 13), 1.0f);
+    fill_uniform(dq, n, lra_key(TEST_SEED, 14), 1.0f);
+    memcpy(dk, dq, n * sizeof(float));
+    memcpy(dv, dv0, n * sizeof(float));
+    x.key_mask = mask;
+    x.scratch = scratch + misalign;
+    x.seed = 42;
+    x.threads = 2;
+    if (a->init(&x, why, sizeof why) != LRA_ATTN_OK) {
+        report(0, "fnet (%d, %d, %d, %d): init failed: %s", B, H, T, D, why);
+        return;
+    }
+    a->forward(&x, v, v, v, out);
+    a->backward(&x, v, v, v, out, r, dq, dk, dv);
+
+    double *y = malloc(TD * sizeof(double)), *w1 = malloc(TD * sizeof(double));
+    double *w2 = malloc(TD * sizeof(double));
+    LRA_ASSERT(y && w1 && w2);
+    double eo = 0.0, so = 0.0, eg = 0.0, sg = 0.0;
+    int untouched = memcmp(dq, dk, n * sizeof(float)) == 0, zero_rows = 1;
+    for (int s = 0; s < B * H; s++) {
+        const float *m = mask + (size_t)(s / H) * T;
+        const size_t o = (size_t)s * TD;
+        ref_fnet_matrix(T, D, normalize, v + o, m, y, w1, w2);
+        for (size_t i = 0; i < TD; i++) {
+            eo = fmax(eo, fabs(out[o + i] - y[i]));
+            so = fmax(so, fabs(y[i]));
+            if (m[i / D] == 0.0f && out[o + i] != 0.0f) zero_rows = 0;
+        }
+        ref_fnet_matrix(T, D, normalize, r + o, m, y, w1, w2);
+        for (size_t i = 0; i < TD; i++) {
+            eg = fmax(eg, fabs(((double)dv[o + i] - dv0[o + i]) - y[i]));
+            sg = fmax(sg, fabs(y[i]));
+        }
+    }
+    eo = isnan(eo) ? INFINITY : eo / fmax(so, 1e-30);
+    eg = isnan(eg) ? INFINITY : eg / fmax(sg, 1e-30);
+    report(eo <= TOL_FNET_FFT && eg <= TOL_FNET_FFT && untouched && zero_rows,
+           "fnet FFT vs O(T^2) matrix DFT, (B, H, T, Dh) = (%d, %d, %d, %d) normalize=%d%s: "
+           "out rel err %.2e, dv rel err %.2e (tol %.0e), dq/dk untouched %d, padded rows 0 %d",
+           B, H, T, D, normalize, misalign ? " unaligned" : "", eo, eg, TOL_FNET_FFT,
+           untouched, zero_rows);
+    if (a->free) a->free(&x);
+    free(y);
+    free(w1);
+    free(w2);
+    void *bufs[] = {x.priv, mask, v, r, out, dq, dk, dv, dv0, scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
+}
+
 /* Flops and cache at T = 4096 over T = 1024 (Dh 64, B = H = 1) within [lo, hi]. */
 static void check_cost(const char *variant, const char *opts, double lo, double hi,
                        double cache_lo, double cache_hi)
@@ -655,10 +782,19 @@ int main(void)
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++)
         check_distance(&defaults[i]);
 
-    check_cost("sinkformer", "", 15.5, 16.5, 15.5, 16.5);  /* O(T²) both */
+    /* FNet's FFT path at lengths where the O(T²) DFT was in use: powers of 2 (the bench), a
+     * prime T, odd Dh (the Hermitian half row has no Nyquist term), the unaligned plan. */
+    check_fnet_fft(2, 2, 1024, 32, 1, 0);
+    check_fnet_fft(2, 1, 1031, 32, 0, 1);
+    check_fnet_fft(2, 2, 97, 5, 1, 0);
+    check_fnet_fft(3, 1, 250, 6, 0, 1);
+    check_fnet_fft(1, 1, 1, 1, 1, 0);
+
+    /* O(T²) flops; the cache is O(T) (issue 7: the plan matrices are recomputed, not cached). */
+    check_cost("sinkformer", "", 15.5, 16.5, 3.5, 4.5);
     /* Combiner: O(T^1.5) flops; cache T + 3·(T/s)·Dh grows between √T and T. */
     check_cost("combiner", "", 7.0, 9.0, 2.0, 4.0);
-    check_cost("fnet", "", 12.0, 16.5, 0.0, 0.0);          /* O(T²·Dh + T·Dh²), no cache */
+    check_cost("fnet", "", 4.0, 5.0, 0.0, 0.0); /* O(T·Dh·log(T·Dh)), no cache */
     check_cost("deltanet", "chunk=64", 3.9, 4.1, 3.9, 4.1); /* O(T) both */
 
     printf("%d passed, %d failed\n", n_pass, n_fail);
