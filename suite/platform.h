@@ -9,9 +9,9 @@
  * loaded kernel is weaker than the CPU supports, this sets OPENBLAS_CORETYPE to the best core
  * (Cooperlake with AVX512-BF16, else SkylakeX) and re-executes the program once.
  * LRA_OPENBLAS_CORETYPE=NAME forces a core type; LRA_NO_REEXEC=1 disables the mechanism.
- * The same re-exec sets OMP_WAIT_POLICY=passive unless the user chose a wait policy: spinning
- * OpenMP threads make an oversubscribed machine (parallel tests, shared nodes) many times
- * slower. */
+ * The same re-exec sets GOMP_SPINCOUNT=10000 unless the user chose a wait policy: libgomp's
+ * long default spin makes an oversubscribed machine (parallel tests, shared nodes) many times
+ * slower, and fully passive waiting costs a kernel wake-up per parallel region. */
 void lra_platform_init(int argc, char **argv);
 
 /* What the process runs on, for results files: CPU model name, the OpenBLAS core type and
