@@ -309,20 +309,6 @@ static kde_work kde_work_view(const kde_dims *d, float *base)
     return w;
 }
 
-/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
- * reassociation) added in a fixed order in double: deterministic. */
-static double kde_sum(const float *x, int n)
-{
-    float acc[16] = {0.0f};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
-    double sum = 0.0;
-    for (; j < n; j++) sum += x[j];
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    return sum;
-}
-
 /* Gathers block β's queries and key list and computes the tile S = s·Qb Kcᵀ (nq, nc). */
 static void kde_tile(const kde_dims *d, const float *c, int beta, const float *Q, const float *K,
                      const float *V, float s, const kde_work *w, int *nq, int *nc)
@@ -352,7 +338,7 @@ static void kde_block_forward(const kde_dims *d, float *c, int beta, const float
         float mx = -INFINITY;
         for (int j = 0; j < nc; j++) mx = fmaxf(mx, row[j]);
         for (int j = 0; j < nc; j++) row[j] = w->wc[j] * lra_expf(row[j] - mx);
-        const double den = kde_sum(row, nc);
+        const double den = lra_sumf(row, nc);
         for (int j = 0; j < nc; j++) row[j] = (float)(row[j] / den);
         c[d->lse + (size_t)qidx[i]] = mx + (float)log(den);
     }

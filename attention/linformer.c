@@ -163,20 +163,6 @@ static void linformer_live(float *live, const float *E, size_t ldE, const float 
     }
 }
 
-/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
- * reassociation) added in a fixed order in double: deterministic. */
-static double linformer_sum(const float *x, int n)
-{
-    float acc[16] = {0.0f};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
-    double sum = 0.0;
-    for (; j < n; j++) sum += x[j];
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    return sum;
-}
-
 /* Row softmax of the T×k logits in place over the live projections; dead projections, and every
  * projection of a row without a live one, get probability exactly 0. */
 static void linformer_softmax_rows(float *s, const float *live, int T, int K)
@@ -188,7 +174,7 @@ static void linformer_softmax_rows(float *s, const float *live, int T, int K)
             if (live[r] != 0.0f && row[r] > mx) mx = row[r];
         /* lra_expf: branch-free, so the masked select vectorises. */
         for (int r = 0; r < K; r++) row[r] = live[r] != 0.0f ? lra_expf(row[r] - mx) : 0.0f;
-        const double sum = linformer_sum(row, K);
+        const double sum = lra_sumf(row, K);
         const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
         for (int r = 0; r < K; r++) row[r] *= inv;
     }

@@ -110,20 +110,6 @@ static void gemm(int ta, int tb, int m, int n, int k, float alpha, const float *
 
 /* ---- softmax rows (B1) --------------------------------------------------------------------- */
 
-/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
- * reassociation) added in a fixed order in double: deterministic. */
-static double nystrom_sum(const float *x, int n)
-{
-    float acc[16] = {0.0f};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
-    double sum = 0.0;
-    for (; j < n; j++) sum += x[j];
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    return sum;
-}
-
 /* Row softmax of S (rows, cols) in place; mask (cols), NULL = every column real. Masked columns
  * get probability exactly 0. */
 static void nystrom_softmax(float *S, int rows, int cols, const float *mask)
@@ -138,7 +124,7 @@ static void nystrom_softmax(float *S, int rows, int cols, const float *mask)
             for (int j = 0; j < cols; j++) s[j] = mask[j] != 0.0f ? lra_expf(s[j] - mx) : 0.0f;
         else
             for (int j = 0; j < cols; j++) s[j] = lra_expf(s[j] - mx);
-        const double sum = nystrom_sum(s, cols);
+        const double sum = lra_sumf(s, cols);
         const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
         for (int j = 0; j < cols; j++) s[j] *= inv;
     }

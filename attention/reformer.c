@@ -272,20 +272,6 @@ static void reformer_logits(const reformer_dims *d, const reformer_chunk *ch, co
             A[(size_t)r * ncol + ch->plen + ch->r0 + r] = -INFINITY;
 }
 
-/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
- * reassociation) added in a fixed order in double: deterministic. */
-static double reformer_sum(const float *x, int n)
-{
-    float acc[16] = {0.0f};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
-    double sum = 0.0;
-    for (; j < n; j++) sum += x[j];
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    return sum;
-}
-
 /* Rows of A become probabilities exp(a − lse); lse (len) is written when `lse_out`, else read
  * from `lse_in` (backward recomputes P from the cached lse). */
 static void reformer_probs(float *A, int rows, int ncol, float *lse_out, const float *lse_in)
@@ -301,7 +287,7 @@ static void reformer_probs(float *A, int rows, int ncol, float *lse_out, const f
         float mx = -INFINITY;
         for (int j = 0; j < ncol; j++) mx = row[j] > mx ? row[j] : mx;
         for (int j = 0; j < ncol; j++) row[j] = lra_expf(row[j] - mx);
-        const double sum = reformer_sum(row, ncol);
+        const double sum = lra_sumf(row, ncol);
         lse_out[r] = mx + (float)log(sum);
         const float inv = (float)(1.0 / sum);
         for (int j = 0; j < ncol; j++) row[j] *= inv;

@@ -273,20 +273,6 @@ static void sinkhorn_logits(const sinkhorn_dims *d, int t, int rows, const float
     }
 }
 
-/* Σ x[0..n) as 16 independent float partial sums (so the loop vectorises without
- * reassociation) added in a fixed order in double: deterministic. */
-static double sinkhorn_sum(const float *x, int n)
-{
-    float acc[16] = {0.0f};
-    int j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
-    double sum = 0.0;
-    for (; j < n; j++) sum += x[j];
-    for (int l = 0; l < 16; l++) sum += acc[l];
-    return sum;
-}
-
 /* Rows of A (rows, ncol) become exp(a − lse); lse is written when lse_out, else read from
  * lse_in. A row without keys gets lse = +∞ and probabilities 0. */
 static void sinkhorn_probs(float *A, int rows, int ncol, float *lse_out, const float *lse_in)
@@ -306,7 +292,7 @@ static void sinkhorn_probs(float *A, int rows, int ncol, float *lse_out, const f
             continue;
         }
         for (int j = 0; j < ncol; j++) row[j] = lra_expf(row[j] - mx);
-        const double sum = sinkhorn_sum(row, ncol);
+        const double sum = lra_sumf(row, ncol);
         lse_out[r] = sum > 0.0 ? mx + (float)log(sum) : INFINITY;
         const float inv = sum > 0.0 ? (float)(1.0 / sum) : 0.0f;
         for (int j = 0; j < ncol; j++) row[j] *= inv;

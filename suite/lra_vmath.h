@@ -57,4 +57,19 @@ static inline float lra_tanhf(float x)
     return x < 0.0f ? -mag : mag;
 }
 
+/* Σ x[0..n) as 16 independent float partial sums, so the loop vectorises without the
+ * compiler reassociating anything, then added in a fixed order in double: the same bits at any
+ * thread count. The attention rows' softmax denominators use it. */
+static inline double lra_sumf(const float *x, int n)
+{
+    float acc[16] = {0.0f};
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int l = 0; l < 16; l++) acc[l] += x[j + l];
+    double sum = 0.0;
+    for (; j < n; j++) sum += x[j];
+    for (int l = 0; l < 16; l++) sum += acc[l];
+    return sum;
+}
+
 #endif
