@@ -9,7 +9,7 @@
  *     column step (even l): v_l,j = −lse_{i real}(C_ij + u_{l−1},i),   u_l = u_{l−1}
  * (the code's u ← u − lse(C + u + v) with the old u cancelled), then A = exp(C + u_n 1ᵀ + 1 v_nᵀ)
  * on real keys and O = Ã V, Ã = A after attention dropout (the keep mask and counters i·T + j of
- * attention/softmax.c, so iters=1 equals softmax exactly, dropout included). This is the
+ * attention/softmax.c, so iters=1 equals softmax up to float rounding, dropout included). This is the
  * reference code's iteration with marginals 1/n and A = n·π, ε = 1, written with log-marginal 0.
  * iters = 1 is exact softmax attention; odd iters end on a row step (rows sum to 1 exactly,
  * columns approximately), even iters on a column step. Default 5: the reference README's

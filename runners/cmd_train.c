@@ -176,7 +176,7 @@ int lra_cmd_train(int argc, char **argv)
     /* Joins MPI only when a launcher started us: a plain `lra train` never touches MPI. */
     lra_mpi_start(NULL, NULL);
     const int lead = lra_mpi_rank() == 0;
-    if (lra_train_run(&cfg, &opts, &res, err, sizeof err) != 0) lra_die("%s", err);
+    if (lra_train_run(&cfg, &opts, &res, err, sizeof err) != 0) lra_mpi_die(err);
     int rc = report_outcome(&cfg, &res, out, err, lead);
     lra_mpi_stop();
     return rc;

@@ -2,10 +2,12 @@
 #include "mpi_util.h"
 
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "util.h"
 
 extern char **environ;
@@ -113,4 +115,13 @@ void lra_mpi_barrier_gently(void)
     MPI_Request req;
     MPI_Ibarrier(MPI_COMM_WORLD, &req);
     lra_mpi_wait_gently(&req);
+}
+
+void lra_mpi_die(const char *message)
+{
+    if (lra_mpi_size() < 2) lra_die("%s", message);
+    fprintf(stderr, "lra: %s (rank %d; aborting the other ranks)\n", message, lra_mpi_rank());
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, LRA_EXIT_FAIL);
+    exit(LRA_EXIT_FAIL); /* not reached */
 }

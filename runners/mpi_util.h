@@ -34,6 +34,11 @@ void lra_mpi_scrub_child_env(void);
 void lra_mpi_wait_gently(MPI_Request *req);
 /* MPI_Barrier over MPI_COMM_WORLD, waiting gently. */
 void lra_mpi_barrier_gently(void);
+/* Prints "lra: MESSAGE" on stderr and, when more than one rank runs, ends the whole job with
+ * MPI_Abort: an error seen by one rank alone (a failed write on rank 0) must not leave the
+ * others waiting forever in the next collective, whatever the launcher's policy. Otherwise
+ * lra_die. Does not return. */
+void lra_mpi_die(const char *message);
 
 #else
 
@@ -49,6 +54,7 @@ static inline int lra_mpi_rank(void) { return 0; }
 static inline int lra_mpi_size(void) { return 1; }
 static inline void lra_mpi_scrub_child_env(void) {}
 static inline void lra_mpi_barrier_gently(void) {}
+#define lra_mpi_die(message) lra_die("%s", (message))
 
 #endif
 

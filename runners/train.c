@@ -575,7 +575,7 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
     res->seconds = run_seconds(&x);
     res->best_val_acc = x.st.best_val_acc;
     res->best_step = (int)x.st.best_step;
-    res->steps_per_s = x.timed_steps / x.step_seconds;
+    res->steps_per_s = x.timed_steps ? x.timed_steps / x.step_seconds : 0.0;
     res->allreduce_seconds_per_step = x.timed_steps ? x.dp.allreduce_seconds / x.timed_steps : 0;
 
     if (res->status == LRA_RUN_DIVERGED) {

@@ -140,7 +140,9 @@ void op_gemm_rows(int trans_w, int n, int cols, int k, const float *a, int lda, 
 {
     const CBLAS_TRANSPOSE tw = trans_w ? CblasTrans : CblasNoTrans;
     const int blocks = (n + GEMM_ROWS - 1) / GEMM_ROWS;
-#pragma omp parallel for schedule(static) if (blocks > 1)
+    /* Always inside our parallel region, even for one block, so that OpenBLAS never threads a
+     * call itself and every row is computed by one single-threaded sgemm of a fixed shape. */
+#pragma omp parallel for schedule(static)
     for (int blk = 0; blk < blocks; blk++) {
         const int i0 = blk * GEMM_ROWS, rows = n - i0 < GEMM_ROWS ? n - i0 : GEMM_ROWS;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, tw, rows, cols, k, 1.0f, a + (size_t)i0 * lda,

@@ -40,9 +40,12 @@ check "both ranks ran cells" 'grep -q "(rank 0)" "$TMP/a.log" && grep -q "(rank 
 check "the summary counts all cells once" \
     'grep -q "lra suite: $CELLS finished, 0 skipped, 0 diverged, 0 failed, 0 done before" "$TMP/a.log"'
 
-# 2. SIGKILL a rank once some cells finished and others are running with a checkpoint.
+# 2. SIGKILL a rank once some cells finished and others are running with a checkpoint. Cells
+# are long enough (hundreds of steps, a checkpoint every 5) that the kill lands while later
+# cells still run, however fast a step is.
 B=$TMP/b
-"${MPI[@]}" "$LRA" "${SWEEP[@]}" --set steps=30 --set eval_every=5 --out-dir "$B" \
+STEPS_B=400
+"${MPI[@]}" "$LRA" "${SWEEP[@]}" --set steps=$STEPS_B --set eval_every=5 --out-dir "$B" \
     >"$TMP/b1.log" 2>&1 &
 MP=$!
 for _ in $(seq 1200); do
@@ -69,7 +72,7 @@ check "the runs that were cut off stopped cleanly (status interrupted)" \
 for f in $(find "$B" -name '*.h5' | sort); do
     [ "$(status "$f")" = finished ] && md5sum "$f"
 done >"$TMP/finished.md5"
-"${MPI[@]}" "$LRA" "${SWEEP[@]}" --set steps=30 --set eval_every=5 --out-dir "$B" \
+"${MPI[@]}" "$LRA" "${SWEEP[@]}" --set steps=$STEPS_B --set eval_every=5 --out-dir "$B" \
     >"$TMP/b2.log" 2>&1
 rc=$?
 check "rerun exits 0" '[ $rc -eq 0 ]' || tail -20 "$TMP/b2.log"
