@@ -10,7 +10,7 @@ cd "$root"
 # Everything the build, the tests and the report use; all from Debian 12's main archive.
 packages=(gcc libc6-dev python3 meson ninja-build pkg-config libopenblas-openmp-dev
           libhdf5-dev hdf5-tools gnuplot-nox libarchive-dev libpng-dev libjpeg-dev
-          libfftw3-dev clang openmpi-bin libopenmpi-dev)
+          libfftw3-dev clang openmpi-bin libopenmpi-dev procps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
