@@ -359,57 +359,19 @@ static int read_source(const char *root, image_set *s, char *err, size_t errlen)
 
 /* ---- splits ---------------------------------------------------------------------------- */
 
-/* Fisher–Yates driven by counter-based draws: the order is a pure function of key. */
-static void shuffle(long *idx, long n, uint64_t key)
-{
-    for (long i = n - 1; i > 0; i--) {
-        long j = (long)lra_below(key, (uint64_t)i, (uint32_t)(i + 1));
-        long t = idx[i];
-        idx[i] = idx[j];
-        idx[j] = t;
-    }
-}
-
-/* Hold-out sizes per class: 10% of train in all (rounded half up), shared out in proportion
- * to the class sizes by largest remainder, ties going to classes in a seeded order. The total
- * and the class mix are then as exact as whole numbers allow: 500 of every 5,000, and 5 of 50
- * images spread over 5 classes. */
-static void hold_out_quotas(const long *count, int classes, uint64_t key, long *quota)
-{
-    long n = 0, given = 0, rem[CLASSES];
-    uint32_t tie[CLASSES];
-    for (int c = 0; c < classes; c++) n += count[c];
-    long total = (n + 5) / 10;
-    for (int c = 0; c < classes; c++) {
-        quota[c] = n ? count[c] * total / n : 0;
-        rem[c] = n ? count[c] * total % n : 0;
-        tie[c] = (uint32_t)lra_bits(key, (uint64_t)c);
-        given += quota[c];
-    }
-    for (; given < total; given++) {
-        int best = -1;
-        for (int c = 0; c < classes; c++)
-            if (rem[c] >= 0 && (best < 0 || rem[c] > rem[best] ||
-                                (rem[c] == rem[best] && tie[c] > tie[best])))
-                best = c;
-        quota[best]++;
-        rem[best] = -1; /* at most one extra per class */
-    }
-}
-
-/* Moves a seeded, class-stratified 10% of train to validation (see hold_out_quotas). */
+/* Moves a seeded, class-stratified 10% of train to validation (see lra_hold_out_quotas). */
 static int hold_out(image_set *s, uint64_t key)
 {
     long *idx = malloc((size_t)s->n * sizeof *idx), count[CLASSES] = {0}, quota[CLASSES];
     if (!idx) return -1;
     for (long i = 0; i < s->n; i++)
         if (s->split[i] == LRA_SPLIT_TRAIN) count[s->label[i]]++;
-    hold_out_quotas(count, CLASSES, lra_key(key, 0x9a07a), quota);
+    lra_hold_out_quotas(count, CLASSES, lra_key(key, 0x9a07a), quota);
     for (int c = 0; c < CLASSES; c++) {
         long m = 0;
         for (long i = 0; i < s->n; i++)
             if (s->split[i] == LRA_SPLIT_TRAIN && s->label[i] == c) idx[m++] = i;
-        shuffle(idx, m, lra_key(key, (uint64_t)c));
+        lra_shuffle_index(idx, m, lra_key(key, (uint64_t)c));
         for (long k = 0; k < quota[c]; k++) s->split[idx[k]] = LRA_SPLIT_VAL;
     }
     free(idx);
@@ -424,7 +386,7 @@ static int fill_split(const image_set *s, int split, long cap, int offset, uint6
     if (!idx) return -1;
     for (long i = 0; i < s->n; i++)
         if (s->split[i] == split) idx[m++] = i;
-    shuffle(idx, m, key);
+    lra_shuffle_index(idx, m, key);
     if (cap > 0 && cap < m) m = cap;
     lra_dataset_alloc(d, (int)m, 1, PIXELS);
     for (long k = 0; k < m; k++) {

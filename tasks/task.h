@@ -69,6 +69,14 @@ extern const lra_task *const lra_tasks[]; /* NULL-terminated */
 const lra_task *lra_task_find(const char *name);
 
 int lra_dataset_alloc(lra_dataset *d, int n, int docs, int len);
+
+/* Seeded splits shared by the loaders (tasks.c). lra_shuffle_index: Fisher–Yates driven by
+ * counter-based draws, so the order is a pure function of key. lra_hold_out_quotas: how many
+ * of each class's count[c] training examples go to validation: 10% in all (rounded half up),
+ * shared out by largest remainder with seeded ties, for at most LRA_MAX_CLASSES classes. */
+#define LRA_MAX_CLASSES 64
+void lra_shuffle_index(long *idx, long n, uint64_t key);
+void lra_hold_out_quotas(const long *count, int classes, uint64_t key, long *quota);
 void lra_dataset_free(lra_dataset *d);
 
 /* Appends "key = printf(...)" to prov (silently keeps the first LRA_PROV_MAX entries). */

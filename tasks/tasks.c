@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lra_rng.h"
 #include "util.h"
 
 extern const lra_task lra_task_listops, lra_task_text, lra_task_retrieval, lra_task_image,
@@ -100,4 +101,45 @@ int lra_task_check_opts(const lra_config *cfg, const char *task, const char *con
         }
     }
     return 0;
+}
+
+/* ---- seeded splits shared by the loaders ---------------------------------------------- */
+
+/* Fisher–Yates driven by counter-based draws: the order is a pure function of key. */
+void lra_shuffle_index(long *idx, long n, uint64_t key)
+{
+    for (long i = n - 1; i > 0; i--) {
+        long j = (long)lra_below(key, (uint64_t)i, (uint32_t)(i + 1));
+        long t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+/* Hold-out sizes per class: 10% of train in all (rounded half up), shared out in proportion
+ * to the class sizes by largest remainder, ties going to classes in a seeded order. The total
+ * and the class mix are then as exact as whole numbers allow: 500 of every 5,000, and 5 of 50
+ * images spread over 5 classes. */
+void lra_hold_out_quotas(const long *count, int classes, uint64_t key, long *quota)
+{
+    LRA_ASSERT(classes <= LRA_MAX_CLASSES);
+    long n = 0, given = 0, rem[LRA_MAX_CLASSES];
+    uint32_t tie[LRA_MAX_CLASSES];
+    for (int c = 0; c < classes; c++) n += count[c];
+    long total = (n + 5) / 10;
+    for (int c = 0; c < classes; c++) {
+        quota[c] = n ? count[c] * total / n : 0;
+        rem[c] = n ? count[c] * total % n : 0;
+        tie[c] = (uint32_t)lra_bits(key, (uint64_t)c);
+        given += quota[c];
+    }
+    for (; given < total; given++) {
+        int best = -1;
+        for (int c = 0; c < classes; c++)
+            if (rem[c] >= 0 && (best < 0 || rem[c] > rem[best] ||
+                                (rem[c] == rem[best] && tie[c] > tie[best])))
+                best = c;
+        quota[best]++;
+        rem[best] = -1; /* at most one extra per class */
+    }
 }
