@@ -112,7 +112,7 @@ static float flash_drop_rate(const lra_attn_ctx *ctx)
  * same probabilities and flash equals softmax with dropout on too. */
 static uint64_t flash_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 /* The tile sizes in effect: the options, clamped to the sequence length. */

@@ -427,7 +427,7 @@ static uint64_t kde_key(const lra_attn_ctx *ctx, uint64_t salt, int bh)
     const kdeformer_priv *opt = ctx->priv;
     const uint64_t base = lra_key(ctx->seed, salt);
     const uint64_t key = opt->redraw && ctx->training ? lra_key(base, ctx->step) : base;
-    return lra_key(key, (uint64_t)bh);
+    return lra_key(key, lra_attn_slice_id(ctx, bh));
 }
 
 static void kdeformer_forward(lra_attn_ctx *ctx, const float *q, const float *k, const float *v,

@@ -104,7 +104,7 @@ static float linformer_drop_rate(const lra_attn_ctx *ctx)
 /* The dropout stream of slice bh at this step (the same keys as softmax.c). */
 static uint64_t linformer_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 /* Number of k × max_len matrices in the parameters. */

@@ -192,7 +192,7 @@ static uint64_t reformer_rot_key(const lra_attn_ctx *ctx, int h, int r)
 
 static uint64_t reformer_drop_key(const lra_attn_ctx *ctx, int bh, int r)
 {
-    return lra_key(lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh), (uint64_t)r);
+    return lra_key(lra_attn_step_stream(ctx, bh), (uint64_t)r);
 }
 
 static void reformer_draw_rotation(float *rot, int D, int half, uint64_t key)

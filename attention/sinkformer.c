@@ -121,7 +121,7 @@ static float sinkformer_drop_rate(const lra_attn_ctx *ctx)
 /* The dropout stream of slice bh at this step: attention/softmax.c's. */
 static uint64_t sinkformer_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 static int sinkformer_bq(const lra_attn_ctx *ctx)

@@ -189,7 +189,7 @@ static void sinkhorn_scores(const lra_attn_ctx *ctx, const sinkhorn_dims *d, int
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, nb, d->D, 1.0f, khat, d->D, W,
                 d->nbmax, 0.0f, L0, nb);
     const int noise = opt->gumbel && ctx->training;
-    const uint64_t key = lra_key(lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh), 0x47u);
+    const uint64_t key = lra_key(lra_attn_step_stream(ctx, bh), 0x47u);
     for (int t = 0; t < nb; t++)
         for (int u = 0; u < nb; u++) {
             float x = L0[(size_t)t * nb + u] + beta[u];
@@ -316,7 +316,7 @@ static void sinkhorn_dropout(const sinkhorn_dims *d, int t, int rows, uint64_t k
 
 static uint64_t sinkhorn_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */

@@ -250,7 +250,7 @@ static uint64_t sky_key(const lra_attn_ctx *ctx, int bh)
     const skyformer_priv *opt = ctx->priv;
     const uint64_t base = lra_key(ctx->seed, SKY_SALT);
     const uint64_t key = opt->redraw && ctx->training ? lra_key(base, ctx->step) : base;
-    return lra_key(key, (uint64_t)bh);
+    return lra_key(key, lra_attn_slice_id(ctx, bh));
 }
 
 /* One slice's forward into O (T, Dh); c: its cache block; work: its scratch. */

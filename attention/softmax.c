@@ -122,7 +122,7 @@ static float softmax_drop_rate(const lra_attn_ctx *ctx)
  * computes the slice. */
 static uint64_t softmax_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 /* z[j] = Z_ij/(1−p) for query i of the slice: Z_ij = 1 iff the uniform draw of stream `key` at

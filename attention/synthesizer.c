@@ -101,7 +101,7 @@ static float synthesizer_drop_rate(const lra_attn_ctx *ctx)
 /* The dropout stream of slice bh = b·H + h at this step (the same keys as softmax.c). */
 static uint64_t synthesizer_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 /* The parameter tensors of one mode; pointers into params or dparams. */

@@ -80,6 +80,7 @@ static void evaluate(lra_model *m, const lra_dataset *d, batch_buf *bb, int B, i
     double sum_loss = 0.0;
     long correct = 0;
     LRA_ASSERT(B <= 4096);
+    lra_model_set_shard(m, 0, 0); /* every evaluation batch is whole on its rank */
     for (int start = 0, k = 0; start < d->n; start += B, k++) {
         if (k % dp->size != dp->rank) continue;
         int n = d->n - start < B ? d->n - start : B;
@@ -355,6 +356,7 @@ static double train_step(run *x, double *lr, double *gnorm)
     float *grads = lra_model_grads(m);
     next_batch(x);
     memset(grads, 0, np * sizeof(float));
+    lra_model_set_shard(m, x->shard_lo, cfg->batch);
     double loss = lra_model_forward(m, x->bb.tokens, x->bb.labels, NULL, x->shard_n, 1,
                                     (uint64_t)x->st.step);
     int ok = isfinite(loss) ? count_correct(m, &x->bb, x->shard_n, x->task->classes) : 0;

@@ -1,9 +1,11 @@
 /* train_dp.h — data-parallel training of one run over MPI ranks (mpirun -np N lra train ...).
  *
  * Every rank holds the whole model and the whole dataset and draws the same seeded sample
- * order; each takes a contiguous shard of every global batch (lra_dp_shard). The model's loss
- * on a shard is the mean over the shard's n_r rows, so the gradient of the global-batch mean is
- * sum_r (n_r / B) g_r: each rank scales its gradient by n_r / B and an MPI_Allreduce sums them
+ * order; each takes a contiguous shard of every global batch (lra_dp_shard) and tells the model
+ * where it lies (lra_model_set_shard), so dropout and the attention plugins' per-slice draws
+ * are those of one process over the whole batch. The model's loss on a shard is the mean over
+ * the shard's n_r rows, so the gradient of the global-batch mean is sum_r (n_r / B) g_r: each
+ * rank scales its gradient by n_r / B and an MPI_Allreduce sums them
  * (lra_dp_reduce_grads). Every rank then applies the same clipping and AdamW update to the same
  * gradient, so parameters stay identical without being exchanged again. Scalars (loss,
  * correct predictions, a stop request) travel in one small allreduce per step (lra_dp_sum).

@@ -181,7 +181,7 @@ double lra_blocks_flops(const lra_blocks_size *z, int D)
 
 uint64_t lra_blocks_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 float lra_blocks_drop_rate(const lra_attn_ctx *ctx)

@@ -21,7 +21,7 @@
  * at most LRA_BLOCKS_TILE floats — O(T) at most, whatever the pattern.
  *
  * Dropout (rate p) uses the same stream as attention/softmax.c: key
- * lra_key(lra_key(seed, step), b·H + h), counter i·T + j, keep iff lra_uniform >= p; so a block
+ * lra_attn_step_stream(ctx, bh), counter i·T + j, keep iff lra_uniform >= p; so a block
  * pattern that covers every key reproduces softmax exactly, dropout included.
  *
  * Threads: lra_blocks_forward/backward run one OpenMP loop over the B·H slices with
@@ -107,7 +107,8 @@ typedef struct lra_blocks_slice {
     uint64_t drop_key;      /* the slice's dropout stream (lra_blocks_drop_key) */
 } lra_blocks_slice;
 
-/* The dropout stream of slice bh = b·H + h, shared with attention/softmax.c. */
+/* The dropout stream of slice bh = b·H + h (lra_attn_step_stream), shared with
+ * attention/softmax.c. */
 uint64_t lra_blocks_drop_key(const lra_attn_ctx *ctx, int bh);
 
 /* The dropout rate in effect: ctx->dropout when training, else 0. */

@@ -25,7 +25,10 @@
  *    ctx->freeze_choices (see below).
  *  - Random draws use lra_rng.h keyed by ctx->seed (fixed draws) or by ctx->seed and ctx->step
  *    (per-step draws such as dropout), so backward can regenerate them and results do not depend
- *    on the thread count.
+ *    on the thread count. A draw that differs per (batch, head) slice is keyed by the slice's
+ *    global id lra_attn_slice_id(ctx, bh), never by bh itself: under data-parallel training a
+ *    process sees a shard of the batch, and keyed this way it draws what one process over the
+ *    whole batch would (lra_attn_step_stream is the per-step stream of a slice).
  *  - A plugin may parallelise with OpenMP over (batch, head) using ctx->threads threads.
  *
  * Versioning: abi_version must equal LRA_ATTN_ABI_VERSION; the loader refuses anything else.
@@ -37,7 +40,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LRA_ATTN_ABI_VERSION 1
+#include "lra_rng.h"
+
+#define LRA_ATTN_ABI_VERSION 2 /* 2: lra_attn_ctx.seq_id */
 
 typedef struct lra_attn_shape {
     int batch;   /* B: sequences per call */
@@ -105,7 +110,25 @@ typedef struct lra_attn_ctx {
                                last forward with freeze_choices == 0 stored in the cache,
                                instead of recomputing them. Gradient checks set it so that
                                finite differences see one smooth branch. */
+    const uint64_t *seq_id; /* (B) the global id of each batch row's sequence, or NULL when
+                               row b is sequence b. Read it through lra_attn_slice_id. */
 } lra_attn_ctx;
+
+/* The global id of slice bh = b·H + h: seq_id[b]·H + h (bh when seq_id is NULL). Per-slice
+ * random draws are keyed by it so that they follow the sequence, not its row in this call. */
+static inline uint64_t lra_attn_slice_id(const lra_attn_ctx *ctx, int bh)
+{
+    const int H = ctx->shape.heads;
+    if (!ctx->seq_id) return (uint64_t)bh;
+    return ctx->seq_id[bh / H] * (uint64_t)H + (uint64_t)(bh % H);
+}
+
+/* The per-step random stream of slice bh (attention dropout and other per-step draws):
+ * lra_key(lra_key(seed, step), lra_attn_slice_id(ctx, bh)). */
+static inline uint64_t lra_attn_step_stream(const lra_attn_ctx *ctx, int bh)
+{
+    return lra_key(lra_key(ctx->seed, ctx->step), lra_attn_slice_id(ctx, bh));
+}
 
 typedef struct lra_attention {
     int abi_version;                  /* LRA_ATTN_ABI_VERSION */

@@ -90,6 +90,11 @@ struct lra_model {
     float *d_logits;         /* (B, C) */
     float *scratch;          /* plugin scratch */
 
+    /* Data parallelism: the batch of a forward pass is rows [shard_first, shard_first + batch)
+     * of a global batch of shard_global examples (0: the batch is the whole batch). */
+    int shard_first, shard_global;
+    uint64_t *seq_id;        /* (S) each sequence's place in the global batch, docs included */
+
     /* The last forward pass. */
     int batch, training;
     uint64_t step;
@@ -360,6 +365,9 @@ static size_t carve(lra_model *m, float *base, int B)
     TAKE(tok_f, N); /* int32 and float have the same size */
     if (base) m->tok = (int32_t *)tok_f;
     TAKE(m->mask, N);
+    float *seq_f = NULL;
+    TAKE(seq_f, 2 * S); /* uint64, 8-byte aligned like every slice */
+    if (base) m->seq_id = (uint64_t *)(void *)seq_f;
     for (int l = 0; l <= m->layers; l++) {
         block_acts *a = &m->acts[l];
         TAKE(a->res, N * D);
@@ -456,6 +464,33 @@ static uint64_t dropout_key(const lra_model *m, int layer, int site)
 
 static float drop_rate(const lra_model *m) { return m->training ? (float)m->cfg.dropout : 0.0f; }
 
+/* Where a dropout site's masks come from: element e of sequence s, at a site with `per`
+ * elements a sequence, draws stream position seq_id[s]·per + e. A process holding a shard of
+ * the batch thus draws the masks one process over the whole batch would. Each document half is
+ * contiguous both here and in the global batch, so a site is one op call per half. */
+typedef struct drop_span {
+    size_t off, n;  /* elements [off, off + n) of the site's buffer */
+    uint64_t first; /* their first stream position */
+} drop_span;
+
+static int drop_spans(const lra_model *m, size_t per, drop_span span[2])
+{
+    const size_t B = (size_t)m->batch;
+    for (int d = 0; d < m->docs; d++)
+        span[d] = (drop_span){.off = d * B * per, .n = B * per, .first = m->seq_id[d * B] * per};
+    return m->docs;
+}
+
+/* The sequence ids of this forward pass: document d of row b is d·G + first + b. */
+static void set_seq_ids(lra_model *m, int B)
+{
+    const int G = m->shard_global ? m->shard_global : B;
+    LRA_ASSERT(m->shard_first >= 0 && m->shard_first + B <= G);
+    for (int d = 0; d < m->docs; d++)
+        for (int b = 0; b < B; b++)
+            m->seq_id[(size_t)d * B + b] = (uint64_t)d * G + (uint64_t)(m->shard_first + b);
+}
+
 /* Sequence s = d*B + b holds document d of example b, so the dual encoder's u and v are the
  * two contiguous halves of the pooled output. */
 static void load_tokens(lra_model *m, const int32_t *tokens, int B)
@@ -490,7 +525,10 @@ static void embed_forward(lra_model *m, int S)
     }
     if (m->cfg.pos == LRA_POS_SINUSOID) op_add_sinusoid(x, S, T, D);
     if (m->cfg.pos == LRA_POS_LEARNED) op_add_pos_forward(x, P(m, m->t_pos), S, T, D);
-    op_dropout_forward(x, x, (size_t)S * T * D, drop_rate(m), dropout_key(m, -1, SITE_EMBED));
+    drop_span sp[2];
+    for (int i = 0, n = drop_spans(m, (size_t)T * D, sp); i < n; i++)
+        op_dropout_forward(x + sp[i].off, x + sp[i].off, sp[i].n, drop_rate(m),
+                           dropout_key(m, -1, SITE_EMBED), sp[i].first);
 }
 
 /* The per-call part of layer l's plugin context: shape, mask, step, mode. */
@@ -503,6 +541,7 @@ static lra_attn_ctx *prepare_attn(lra_model *m, int l, int S)
     c->training = m->training;
     c->dropout = m->training ? (float)m->cfg.attn_dropout : 0.0f;
     c->threads = lra_threads();
+    c->seq_id = m->seq_id;
     return c;
 }
 
@@ -536,6 +575,9 @@ static void block_forward(lra_model *m, int l, int S)
     block_acts *a = &m->acts[l];
     lra_block_view p = block_view(m, m->params, l);
     const float pd = drop_rate(m);
+    drop_span sd[2], sm[2]; /* sites of D and of M elements a token */
+    const int halves = drop_spans(m, (size_t)m->T * D, sd);
+    drop_spans(m, (size_t)m->T * M, sm);
 
     /* x + Dropout(Wo · Attn(LN(x) Wqkv)) */
     op_layernorm_forward(a->ln1, a->mu1, a->rs1, a->res, p.ln1_g, p.ln1_b, N, D);
@@ -546,16 +588,21 @@ static void block_forward(lra_model *m, int l, int S)
     m->attn->forward(prepare_attn(m, l, S), a->qh, a->kh, a->vh, a->ao);
     op_merge_heads(m->t_q, Q, a->ao, S, m->T, m->H, m->Dh, 0);
     dense_forward(m, m->t_d, m->t_q, p.wo, NULL, N, Q, D);
-    op_residual_dropout_forward(a->xmid, a->res, m->t_d, (size_t)N * D, pd,
-                                dropout_key(m, l, SITE_ATTN_OUT));
+    for (int i = 0; i < halves; i++)
+        op_residual_dropout_forward(a->xmid + sd[i].off, a->res + sd[i].off, m->t_d + sd[i].off,
+                                    sd[i].n, pd, dropout_key(m, l, SITE_ATTN_OUT), sd[i].first);
 
     /* x + Dropout(W2 · Dropout(GELU(W1 · LN(x) + b1)) + b2) */
     op_layernorm_forward(a->ln2, a->mu2, a->rs2, a->xmid, p.ln2_g, p.ln2_b, N, D);
     dense_forward(m, a->h1, a->ln2, p.w1, p.b1, N, D, M);
-    op_gelu_dropout_forward(a->h1d, a->h1, (size_t)N * M, pd, dropout_key(m, l, SITE_MLP_HIDDEN));
+    for (int i = 0; i < halves; i++)
+        op_gelu_dropout_forward(a->h1d + sm[i].off, a->h1 + sm[i].off, sm[i].n, pd,
+                                dropout_key(m, l, SITE_MLP_HIDDEN), sm[i].first);
     dense_forward(m, m->t_d, a->h1d, p.w2, p.b2, N, M, D);
-    op_residual_dropout_forward(m->acts[l + 1].res, a->xmid, m->t_d, (size_t)N * D, pd,
-                                dropout_key(m, l, SITE_MLP_OUT));
+    float *out = m->acts[l + 1].res;
+    for (int i = 0; i < halves; i++)
+        op_residual_dropout_forward(out + sd[i].off, a->xmid + sd[i].off, m->t_d + sd[i].off,
+                                    sd[i].n, pd, dropout_key(m, l, SITE_MLP_OUT), sd[i].first);
 }
 
 static void head_forward(lra_model *m, int B)
@@ -593,6 +640,7 @@ double lra_model_forward(lra_model *m, const int32_t *tokens, const int32_t *lab
     m->training = training;
     m->step = step;
     m->have_labels = labels != NULL;
+    set_seq_ids(m, batch);
     load_tokens(m, tokens, batch);
     embed_forward(m, S);
     for (int l = 0; l < m->layers; l++) block_forward(m, l, S);
@@ -651,23 +699,32 @@ static void head_backward(lra_model *m, int B)
 static void block_backward(lra_model *m, int l, int S)
 {
     const int N = S * m->T, D = m->D, Q = m->Q, M = m->M;
-    const size_t ND = (size_t)N * D, NM = (size_t)N * M, NQ = (size_t)N * Q;
+    const size_t NQ = (size_t)N * Q;
     block_acts *a = &m->acts[l];
     lra_block_view p = block_view(m, m->params, l), g = block_view(m, m->grads, l);
     const float pd = drop_rate(m);
+    drop_span sd[2], sm[2]; /* sites of D and of M elements a token, as in block_forward */
+    const int halves = drop_spans(m, (size_t)m->T * D, sd);
+    drop_spans(m, (size_t)m->T * M, sm);
 
     /* forward was: out = xmid + Dropout(W2 · h1d + b2), h1d = Dropout(GELU(h1)),
      * h1 = W1 · LN(xmid) + b1. d_res already carries the identity path into xmid. */
-    op_dropout_grad(m->t_d, m->d_res, ND, pd, dropout_key(m, l, SITE_MLP_OUT));
+    for (int i = 0; i < halves; i++)
+        op_dropout_grad(m->t_d + sd[i].off, m->d_res + sd[i].off, sd[i].n, pd,
+                        dropout_key(m, l, SITE_MLP_OUT), sd[i].first);
     dense_backward(m, m->d_m, g.w2, g.b2, m->t_d, a->h1d, p.w2, N, M, D);
-    op_gelu_dropout_grad(m->d_m, m->d_m, a->h1, NM, pd, dropout_key(m, l, SITE_MLP_HIDDEN));
+    for (int i = 0; i < halves; i++)
+        op_gelu_dropout_grad(m->d_m + sm[i].off, m->d_m + sm[i].off, a->h1 + sm[i].off, sm[i].n,
+                             pd, dropout_key(m, l, SITE_MLP_HIDDEN), sm[i].first);
     dense_backward(m, m->d_ln, g.w1, g.b1, m->d_m, a->ln2, p.w1, N, D, M);
     op_layernorm_backward(m->d_res, g.ln2_g, g.ln2_b, m->d_ln, a->xmid, a->mu2, a->rs2,
                           p.ln2_g, N, D);
 
     /* forward was: xmid = x + Dropout(Wo · merge(Attn(q, k, v))), [q k v] = LN(x) · Wqkv.
      * d_res now holds dL/dxmid, which is also the identity path into x. */
-    op_dropout_grad(m->t_d, m->d_res, ND, pd, dropout_key(m, l, SITE_ATTN_OUT));
+    for (int i = 0; i < halves; i++)
+        op_dropout_grad(m->t_d + sd[i].off, m->d_res + sd[i].off, sd[i].n, pd,
+                        dropout_key(m, l, SITE_ATTN_OUT), sd[i].first);
     op_merge_heads(m->t_q, Q, a->ao, S, m->T, m->H, m->Dh, 0); /* recompute Wo's input */
     /* t_qkv is borrowed as the (N, Q) gradient of the merged heads */
     dense_backward(m, m->t_qkv, g.wo, NULL, m->t_d, m->t_q, p.wo, N, Q, D);
@@ -688,9 +745,11 @@ static void block_backward(lra_model *m, int l, int S)
 static void embed_backward(lra_model *m, int S)
 {
     const int T = m->T, D = m->D;
-    const size_t ND = (size_t)S * T * D;
     /* forward was: x = Dropout(embed(tok) + pos) */
-    op_dropout_grad(m->t_d, m->d_res, ND, drop_rate(m), dropout_key(m, -1, SITE_EMBED));
+    drop_span sp[2];
+    for (int i = 0, n = drop_spans(m, (size_t)T * D, sp); i < n; i++)
+        op_dropout_grad(m->t_d + sp[i].off, m->d_res + sp[i].off, sp[i].n, drop_rate(m),
+                        dropout_key(m, -1, SITE_EMBED), sp[i].first);
     if (m->cfg.pos == LRA_POS_LEARNED) op_add_pos_backward(G(m, m->t_pos), m->t_d, S, T, D);
     for (int s = 0; s < S; s++) {
         const float *ds = m->t_d + (size_t)s * T * D;
@@ -712,6 +771,13 @@ void lra_model_backward(lra_model *m)
 /* ---- accessors ----------------------------------------------------------------------- */
 
 const float *lra_model_logits(const lra_model *m) { return m->logits; }
+
+void lra_model_set_shard(lra_model *m, int first, int global_batch)
+{
+    LRA_ASSERT(first >= 0 && (global_batch == 0 || first < global_batch));
+    m->shard_first = global_batch ? first : 0;
+    m->shard_global = global_batch;
+}
 
 uint64_t lra_model_branch_signature(const lra_model *m)
 {

@@ -62,6 +62,12 @@ int lra_model_plan(lra_model *m, int batch, char *err, size_t errlen);
  * keys the dropout masks. */
 double lra_model_forward(lra_model *m, const int32_t *tokens, const int32_t *labels,
                          const float *weight, int batch, int training, uint64_t step);
+/* Data-parallel training: the following forward passes compute rows [first, first + batch) of
+ * a global batch of global_batch examples. Their random draws (dropout masks, attention
+ * plugins' per-slice draws through lra_attn_ctx.seq_id) are keyed by each example's place in
+ * the global batch, so the shards of all processes draw exactly what one process over the whole
+ * batch would. (0, 0), the default, makes each batch its own global batch. */
+void lra_model_set_shard(lra_model *m, int first, int global_batch);
 /* Back-propagates the loss of the last forward pass (which must have had labels) and ADDS into
  * the gradient buffer. */
 void lra_model_backward(lra_model *m);

@@ -297,7 +297,8 @@ void op_relu_backward(float *restrict dx, const float *restrict dy, const float 
 /* Scale of kept elements; p >= 1 drops everything (lra_uniform < 1 always), so 0. */
 static float dropout_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
 
-void op_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key)
+void op_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
+                        uint64_t first)
 {
     /* No restrict: y may equal x. */
     if (p <= 0.0f) {
@@ -306,11 +307,11 @@ void op_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t ke
     }
     float scale = dropout_scale(p);
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) y[i] = lra_uniform(key, i) >= p ? x[i] * scale : 0.0f;
+    for (size_t i = 0; i < n; i++) y[i] = lra_uniform(key, first + i) >= p ? x[i] * scale : 0.0f;
 }
 
 void op_dropout_backward(float *restrict dx, const float *restrict dy, size_t n, float p,
-                         uint64_t key)
+                         uint64_t key, uint64_t first)
 {
     if (!dx) return;
     if (p <= 0.0f) {
@@ -321,7 +322,7 @@ void op_dropout_backward(float *restrict dx, const float *restrict dy, size_t n,
 #pragma omp parallel for schedule(static) if (n >= OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++) {
         // forward was: y = keep(i) ? x * scale : 0, with the mask regenerated from the key
-        if (lra_uniform(key, i) >= p) dx[i] += dy[i] * scale;
+        if (lra_uniform(key, first + i) >= p) dx[i] += dy[i] * scale;
     }
 }
 

@@ -55,10 +55,14 @@ void op_relu_forward(float *y, const float *x, size_t n);
 void op_relu_backward(float *dx, const float *dy, const float *x, size_t n);
 
 /* Inverted dropout with a counter-based mask: element i is kept iff
- * lra_uniform(key, i) >= p, and kept elements are scaled by 1/(1-p). The same key regenerates
- * the same mask in backward. p = 0 copies. y may equal x (in place). */
-void op_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key);
-void op_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t key);
+ * lra_uniform(key, first + i) >= p, and kept elements are scaled by 1/(1-p). The same key
+ * regenerates the same mask in backward. `first` places the n elements in a larger stream, so a
+ * part of a tensor (one process's shard of a batch) draws the whole tensor's mask for that part.
+ * p = 0 copies. y may equal x (in place). */
+void op_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
+                        uint64_t first);
+void op_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t key,
+                         uint64_t first);
 
 /* Softmax cross-entropy over C classes for n examples. Writes probs (n, C) and returns the
  * weighted mean loss sum_i w_i loss_i / sum_i w_i (weight NULL = all 1); rows with weight 0 are
@@ -88,17 +92,19 @@ void op_add_inplace(float *x, const float *y, size_t n);
 
 /* ---- Fused passes (ops_fused.c): one sweep over memory for a chain of element-wise ops.
  * The *_grad functions WRITE their output (=) rather than add, so no zeroing is needed. Masks
- * are the ones op_dropout_forward draws with the same key. */
+ * are the ones op_dropout_forward draws with the same key and first. */
 
 /* y = Dropout_p(GELU(x)) and its gradient dx = GELU'(x) · mask · dy (dx may equal dy). */
-void op_gelu_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key);
+void op_gelu_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
+                             uint64_t first);
 void op_gelu_dropout_grad(float *dx, const float *dy, const float *x, size_t n, float p,
-                          uint64_t key);
+                          uint64_t key, uint64_t first);
 /* out = res + Dropout_p(y): the residual connection around a sub-block. out may equal res. */
 void op_residual_dropout_forward(float *out, const float *res, const float *y, size_t n, float p,
-                                 uint64_t key);
+                                 uint64_t key, uint64_t first);
 /* dx = mask · dy, the gradient through Dropout_p. */
-void op_dropout_grad(float *dx, const float *dy, size_t n, float p, uint64_t key);
+void op_dropout_grad(float *dx, const float *dy, size_t n, float p, uint64_t key,
+                     uint64_t first);
 /* dx (n, in) = dy (n, out) · wᵀ: op_linear_backward's input gradient, written. */
 void op_linear_grad_input(float *dx, const float *dy, const float *w, int n, int in, int out);
 /* dw (in, out) += xᵀ dy, op_linear_backward's weight gradient, by blocks of a fixed number of

@@ -30,12 +30,12 @@
 /* Scale of kept elements; p >= 1 drops everything (lra_uniform < 1 always), so 0. */
 static inline float keep_scale(float p) { return p < 1.0f ? 1.0f / (1.0f - p) : 0.0f; }
 
-/* Inverted dropout of value v at element i: v/(1-p) when kept, +0 when dropped. The same test
- * as op_dropout_forward, so fused and unfused passes drop the same elements, and the same +0
+/* Inverted dropout of value v at stream position c: v/(1-p) when kept, +0 when dropped. The
+ * same test as op_dropout_forward, so fused and unfused passes drop the same elements, and the same +0
  * (not v·0, which is −0 for negative v), so their results are bit-identical. */
-static inline float drop(float v, uint64_t key, size_t i, float p, float scale)
+static inline float drop(float v, uint64_t key, uint64_t c, float p, float scale)
 {
-    return lra_uniform(key, i) >= p ? v * scale : 0.0f;
+    return lra_uniform(key, c) >= p ? v * scale : 0.0f;
 }
 
 static inline float gelu_value(float x)
@@ -53,7 +53,7 @@ static inline float gelu_slope(float x)
 }
 
 /* GELU lives here, fused or not, so that there is one definition of it. */
-void op_gelu_forward(float *y, const float *x, size_t n) { op_gelu_dropout_forward(y, x, n, 0.0f, 0); }
+void op_gelu_forward(float *y, const float *x, size_t n) { op_gelu_dropout_forward(y, x, n, 0.0f, 0, 0); }
 
 void op_gelu_backward(float *restrict dx, const float *restrict dy, const float *restrict x,
                       size_t n)
@@ -63,7 +63,8 @@ void op_gelu_backward(float *restrict dx, const float *restrict dy, const float 
     for (size_t i = 0; i < n; i++) dx[i] += gelu_slope(x[i]) * dy[i];
 }
 
-void op_gelu_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key)
+void op_gelu_dropout_forward(float *y, const float *x, size_t n, float p, uint64_t key,
+                             uint64_t first)
 {
     if (p <= 0.0f) {
 #pragma omp parallel for simd schedule(static) if (n >= OMP_MIN_WORK)
@@ -72,12 +73,12 @@ void op_gelu_dropout_forward(float *y, const float *x, size_t n, float p, uint64
     }
     const float scale = keep_scale(p);
 #pragma omp parallel for simd schedule(static) if (n >= OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) y[i] = drop(gelu_value(x[i]), key, i, p, scale);
+    for (size_t i = 0; i < n; i++) y[i] = drop(gelu_value(x[i]), key, first + i, p, scale);
 }
 
 /* No restrict on dx and dy: the model runs it in place. */
 void op_gelu_dropout_grad(float *dx, const float *dy, const float *restrict x, size_t n, float p,
-                          uint64_t key)
+                          uint64_t key, uint64_t first)
 {
     // forward was: y = keep(i) ? gelu(x) * scale : 0
     if (p <= 0.0f) {
@@ -88,11 +89,11 @@ void op_gelu_dropout_grad(float *dx, const float *dy, const float *restrict x, s
     const float scale = keep_scale(p);
 #pragma omp parallel for simd schedule(static) if (n >= OMP_MIN_WORK)
     for (size_t i = 0; i < n; i++)
-        dx[i] = gelu_slope(x[i]) * drop(dy[i], key, i, p, scale);
+        dx[i] = gelu_slope(x[i]) * drop(dy[i], key, first + i, p, scale);
 }
 
 void op_residual_dropout_forward(float *out, const float *res, const float *y, size_t n, float p,
-                                 uint64_t key)
+                                 uint64_t key, uint64_t first)
 {
     if (p <= 0.0f) {
 #pragma omp parallel for simd schedule(static) if (n >= OMP_MIN_WORK)
@@ -101,11 +102,11 @@ void op_residual_dropout_forward(float *out, const float *res, const float *y, s
     }
     const float scale = keep_scale(p);
 #pragma omp parallel for simd schedule(static) if (n >= OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) out[i] = res[i] + drop(y[i], key, i, p, scale);
+    for (size_t i = 0; i < n; i++) out[i] = res[i] + drop(y[i], key, first + i, p, scale);
 }
 
 void op_dropout_grad(float *restrict dx, const float *restrict dy, size_t n, float p,
-                     uint64_t key)
+                     uint64_t key, uint64_t first)
 {
     // forward was: y = keep(i) ? x * scale : 0
     if (p <= 0.0f) {
@@ -115,7 +116,7 @@ void op_dropout_grad(float *restrict dx, const float *restrict dy, size_t n, flo
     }
     const float scale = keep_scale(p);
 #pragma omp parallel for simd schedule(static) if (n >= OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) dx[i] = drop(dy[i], key, i, p, scale);
+    for (size_t i = 0; i < n; i++) dx[i] = drop(dy[i], key, first + i, p, scale);
 }
 
 void op_linear_grad_input(float *restrict dx, const float *restrict dy, const float *restrict w,

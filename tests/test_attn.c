@@ -7,6 +7,8 @@
  *    mask is fixed);
  *  - two runs at the same thread count give bit-identical outputs and gradients;
  *  - padded keys and values cannot change any output; (batch, head) slices are independent;
+ *  - with dropout, swapping the two batch rows and passing their ids in ctx->seq_id swaps the
+ *    outputs and gradients (per-slice draws are keyed by the sequence, not by its row);
  *  - backward adds into dq, dk and dv;
  *  - LRA_ATTN_EXACT variants match a double-precision softmax attention written here, forward
  *    and backward, also with a `scale` option when they have one, and give 0 for a batch whose
@@ -254,25 +256,28 @@ static double max_abs(const float *x, size_t n)
     return m;
 }
 
-/* max |x − y| / max |y|, NaN-propagating (a NaN anywhere gives INFINITY). */
-static double rel_diff(const float *x, const double *y, size_t n)
+/* max |x − y| / max |y| over the reference y (double yd, or float yf when yd is NULL),
+ * NaN-propagating (a NaN anywhere gives INFINITY). */
+static double rel_diff_any(const float *x, const double *yd, const float *yf, size_t n)
 {
     double err = 0.0, scale = 0.0;
     for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
+        const double y = yd ? yd[i] : (double)yf[i];
+        const double d = fabs((double)x[i] - y);
         if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
+        scale = fmax(scale, fabs(y));
     }
     return err / fmax(scale, 1e-30);
 }
 
-/* The same with a float reference. */
+static double rel_diff(const float *x, const double *y, size_t n)
+{
+    return rel_diff_any(x, y, NULL, n);
+}
+
 static double rel_diff_f(const float *x, const float *y, size_t n)
 {
-    double yd[NX];
-    LRA_ASSERT(n <= NX);
-    for (size_t i = 0; i < n; i++) yd[i] = y[i];
-    return rel_diff(x, yd, n);
+    return rel_diff_any(x, NULL, y, n);
 }
 
 static void check_gradients(harness *h, const char *when)
@@ -380,6 +385,51 @@ static void check_slices(harness *h)
     const int same = !memcmp(base, h->out, off * sizeof(float)) &&
                      !memcmp(base + off + n, h->out + off + n, (NX - off - n) * sizeof(float));
     report(verdict(same), "slices independent", "perturbed (b=1, h=1), others bit-identical");
+}
+
+/* Swaps batch rows 0 and 1 of x (n floats a row). */
+static void swap_rows(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float t = x[i];
+        x[i] = x[n + i];
+        x[n + i] = t;
+    }
+}
+
+/* Swaps the two batch rows of everything a forward and backward read and write. */
+static void swap_batch(harness *h)
+{
+    float *bufs[] = {h->q, h->k, h->v, h->r, h->out, h->dq, h->dk, h->dv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) swap_rows(bufs[i], NX / BATCH);
+    swap_rows(h->mask, LEN);
+}
+
+/* Random draws follow the sequence, not its row in the call: with the two rows swapped and
+ * their global ids passed in ctx->seq_id, outputs and gradients are the swapped ones. This is
+ * what lets a data-parallel shard draw what one process over the whole batch would; a plugin
+ * keying a per-slice draw by bh instead of lra_attn_slice_id fails it (with dropout on). */
+static void check_seq_ids(harness *h, const char *when)
+{
+    static const uint64_t swapped[BATCH] = {1, 0};
+    const size_t np = h->sz.n_params;
+    float *base = floats(4 * NX + np); /* out, dq, dk, dv, dparams in the natural order */
+    gradients(h);
+    const float *now[] = {h->out, h->dq, h->dk, h->dv, h->ctx.dparams};
+    const size_t n[] = {NX, NX, NX, NX, np};
+    for (size_t i = 0, off = 0; i < 5; off += n[i], i++)
+        if (n[i]) memcpy(base + off, now[i], n[i] * sizeof(float));
+    swap_batch(h);
+    h->ctx.seq_id = swapped;
+    gradients(h);
+    h->ctx.seq_id = NULL;
+    swap_batch(h);
+    double worst = 0.0;
+    for (size_t i = 0, off = 0; i < 5; off += n[i], i++)
+        if (n[i]) worst = fmax(worst, rel_diff_f(now[i], base + off, n[i]));
+    lra_free(base);
+    report(verdict(worst <= TOL_REORDER), "draws follow seq_id, not the row",
+           "rows swapped%s: rel diff %.2e", when, worst);
 }
 
 /* Backward adds: a second backward on the same forward doubles dq, dk, dv (and dparams). */
@@ -578,6 +628,7 @@ static void run_variant(const lra_attention *a, int threads)
     if (harness_open(&h, a, threads, 0.25f, NULL, why, sizeof why) == 0) {
         check_repeatable(&h, " (dropout 0.25)");
         check_gradients(&h, " (dropout 0.25)");
+        check_seq_ids(&h, " (dropout 0.25)");
         check_dropout_mean(&h);
     } else {
         report(LRA_GC_FAIL, "init with dropout 0.25", "%s", why);

@@ -6,6 +6,9 @@
  *   test_model --plant    the same checks against deliberately broken gradients; must fail
  *   test_model --overfit  a tiny model drives the loss on one fixed batch below a bound
  *   test_model --repro    the same seed and thread count give bit-identical losses
+ *   test_model --shards   a batch computed as shards (lra_model_set_shard, as data-parallel
+ *                         ranks do) gives the whole batch's logits, loss and gradient, with
+ *                         dropout and attention dropout on, one and two documents
  *
  * Tolerances: the gradcheck defaults (eps 1e-2, pass below 1e-3, warn below 1e-2), which the
  * softmax attention measurements in style.md §7 justify for float32.
@@ -51,12 +54,12 @@ static lra_config tiny_config(void)
     return c;
 }
 
-/* Random tokens with trailing padding in some rows; vocab 7, classes 3. */
-static fixture make_fixture(const lra_config *c, int docs, int B)
+/* Random tokens with trailing padding in some rows; vocab 7, classes 3; attention `attn`. */
+static fixture make_fixture_attn(const lra_config *c, const char *attn, int docs, int B)
 {
     fixture f = {.B = B, .docs = docs, .len = c->seq_len};
     char err[256];
-    f.m = lra_model_create(c, lra_attn_find("softmax"), 7, 3, docs, NULL, err, sizeof err);
+    f.m = lra_model_create(c, lra_attn_find(attn), 7, 3, docs, NULL, err, sizeof err);
     if (!f.m) {
         fprintf(stderr, "model: %s\n", err);
         exit(1);
@@ -82,6 +85,11 @@ static fixture make_fixture(const lra_config *c, int docs, int B)
             lra_model_params(f.m)[t->offset + i] = lra_normal(97, i);
     }
     return f;
+}
+
+static fixture make_fixture(const lra_config *c, int docs, int B)
+{
+    return make_fixture_attn(c, "softmax", docs, B);
 }
 
 static void free_fixture(fixture *f)
@@ -237,6 +245,73 @@ static void repro(void)
     free_fixture(&f3);
 }
 
+/* One training forward and backward of rows [lo, lo + n) of the fixture's batch as a shard
+ * (global = 0: as a batch of its own). Adds (n / B) · gradient into acc and returns the loss;
+ * the logits go to logits + lo·C. */
+static double shard_pass(fixture *f, int lo, int n, int global, double *acc, float *logits)
+{
+    lra_model *m = f->m;
+    const size_t np = lra_model_n_params(m), row = (size_t)f->docs * f->len;
+    memset(lra_model_grads(m), 0, np * sizeof(float));
+    lra_model_set_shard(m, lo, global);
+    const double loss = lra_model_forward(m, f->tokens + lo * row, f->labels + lo, NULL, n, 1, 3);
+    lra_model_backward(m);
+    for (size_t i = 0; i < np; i++) acc[i] += (double)n / f->B * lra_model_grads(m)[i];
+    memcpy(logits + (size_t)lo * 3, lra_model_logits(m), (size_t)n * 3 * sizeof(float));
+    lra_model_set_shard(m, 0, 0);
+    return loss * n / f->B;
+}
+
+/* max |x − y| / max |y| over logits, loss and gradient together. */
+static double shard_diff(const double *g, const double *want, size_t n)
+{
+    double err = 0.0, scale = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs(g[i] - want[i]));
+        scale = fmax(scale, fabs(want[i]));
+    }
+    return err / fmax(scale, 1e-30);
+}
+
+/* The batch of 5 split 2 + 3, as two data-parallel ranks split it, gives the whole batch's
+ * logits, mean loss and gradient to float rounding (1e-5 relative; the sums only regroup).
+ * With the shards' places withheld (each shard its own batch) the dropout masks move and the
+ * same comparison must fail, or it would prove nothing. */
+static void shards(void)
+{
+    static const char *const attns[] = {"softmax", "kdeformer", "reformer"};
+    for (size_t a = 0; a < sizeof attns / sizeof attns[0]; a++)
+        for (int docs = 1; docs <= 2; docs++) {
+            lra_config c = tiny_config();
+            c.dropout = 0.2;
+            c.attn_dropout = 0.2;
+            fixture f = make_fixture_attn(&c, attns[a], docs, 5);
+            const size_t np = lra_model_n_params(f.m), nv = 15 + 1 + np;
+            double *want = calloc(nv, sizeof(double)), *got = calloc(nv, sizeof(double));
+            double *placeless = calloc(nv, sizeof(double));
+            float logits[15];
+            double *res[] = {want, got, placeless};
+            for (int k = 0; k < 3; k++) {
+                double *v = res[k];
+                if (k == 0) {
+                    v[15] = shard_pass(&f, 0, 5, 0, v + 16, logits);
+                } else {
+                    const int global = k == 1 ? 5 : 0;
+                    v[15] = shard_pass(&f, 0, 2, global, v + 16, logits) +
+                            shard_pass(&f, 2, 3, global, v + 16, logits);
+                }
+                for (int i = 0; i < 15; i++) v[i] = logits[i];
+            }
+            const double d = shard_diff(got, want, nv), dp = shard_diff(placeless, want, nv);
+            char what[160];
+            snprintf(what, sizeof what, "%s, %d doc(s): shards 2 + 3 = batch of 5 "
+                     "(rel %.1e; without their places %.1e)", attns[a], docs, d, dp);
+            verdict(d <= 1e-5 && dp > 1e-3, what);
+            free(want), free(got), free(placeless);
+            free_fixture(&f);
+        }
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -244,6 +319,8 @@ int main(int argc, char **argv)
         overfit();
     else if (strcmp(mode, "--repro") == 0)
         repro();
+    else if (strcmp(mode, "--shards") == 0)
+        shards();
     else
         gradient_suite(strcmp(mode, "--plant") == 0);
     printf("%d passed, %d failed\n", n_pass, n_fail);

@@ -4,6 +4,8 @@
 # resumed with `mpirun -np 2 ... --resume`, ends with exactly the parameters, curves and test
 # accuracy of an uninterrupted two-rank run: rank 0 reads the checkpoint and broadcasts
 # parameters, Adam moments and the data position, so nothing may differ by a single bit.
+# The run is 2,000 steps (about 5 s) so that SIGTERM, sent as soon as the first checkpoint
+# exists, lands well before the end even on a loaded machine.
 # Usage: test_mpi_resume.sh path/to/lra
 set -u
 LRA=$1
@@ -24,7 +26,7 @@ check() { if eval "$2"; then echo "PASS: $1"; passed=$((passed + 1)); else
 G=/synthetic/softmax/seed1
 attr() { h5dump -m '%.17g' -a "$G/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
 curve() { h5dump -m '%.17g' -d "$G/$2" "$1" 2>/dev/null | sed -n '/DATA/,/}/p'; }
-RUN=(train --task synthetic --attn softmax --preset quick --steps 400 --set seq_len=32
+RUN=(train --task synthetic --attn softmax --preset quick --steps 2000 --set seq_len=32
      --set batch=8 --set task.n_train=500 --set task.n_val=64 --set task.n_test=64
      --set eval_every=10 --set log_every=5 --threads 1 --quiet)
 

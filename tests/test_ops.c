@@ -185,10 +185,11 @@ static void planted_dual_features_backward(float *du, float *dv, const float *df
 }
 
 /* Dropout backward that forgets the 1/(1-p) scale of kept elements. */
-static void planted_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t key)
+static void planted_dropout_backward(float *dx, const float *dy, size_t n, float p, uint64_t key,
+                                     uint64_t first)
 {
     for (size_t i = 0; i < n; i++)
-        if (lra_uniform(key, i) >= p) dx[i] += dy[i];
+        if (lra_uniform(key, first + i) >= p) dx[i] += dy[i];
 }
 
 /* Embedding backward that assigns instead of adding: repeated tokens keep only the last row. */
@@ -513,14 +514,14 @@ static void relu_backward(void *p)
 static double dropout_loss(void *p)
 {
     unary_ctx *c = p;
-    op_dropout_forward(c->y, c->x, c->n, c->p, c->key);
+    op_dropout_forward(c->y, c->x, c->n, c->p, c->key, 0);
     return dot(c->y, c->R, c->n);
 }
 
 static void dropout_backward(void *p)
 {
     unary_ctx *c = p;
-    (g_plant ? planted_dropout_backward : op_dropout_backward)(c->dx, c->R, c->n, c->p, c->key);
+    (g_plant ? planted_dropout_backward : op_dropout_backward)(c->dx, c->R, c->n, c->p, c->key, 0);
 }
 
 /* directions: 0 keeps gradcheck's default. */
@@ -883,14 +884,25 @@ static void check_dropout_mask(void)
     float *ones = buf_zero(N), *y1 = buf_zero(N), *y2 = buf_zero(N), *dx = buf_zero(N);
     for (int i = 0; i < N; i++) ones[i] = 1.0f;
 
-    op_dropout_forward(y1, ones, N, p, key);
-    op_dropout_forward(y2, ones, N, p, key);
-    op_dropout_backward(dx, ones, N, p, key);
+    op_dropout_forward(y1, ones, N, p, key, 0);
+    op_dropout_forward(y2, ones, N, p, key, 0);
+    op_dropout_backward(dx, ones, N, p, key, 0);
     record_check("dropout: same key, same mask", !memcmp(y1, y2, sizeof(float) * N), NULL);
     record_check("dropout: backward uses mask", !memcmp(y1, dx, sizeof(float) * N), NULL);
 
-    op_dropout_forward(y2, ones, N, p, key + 1);
+    op_dropout_forward(y2, ones, N, p, key + 1, 0);
     record_check("dropout: new key, new mask", memcmp(y1, y2, sizeof(float) * N) != 0, NULL);
+
+    /* Two parts placed with `first` draw the whole tensor's mask (a shard of a batch), and
+     * the same part at another place draws another. */
+    const size_t cut = 31337;
+    op_dropout_forward(y2, ones, cut, p, key, 0);
+    op_dropout_forward(y2 + cut, ones, N - cut, p, key, cut);
+    record_check("dropout: parts placed by first = whole", !memcmp(y1, y2, sizeof(float) * N),
+                 NULL);
+    op_dropout_forward(y2 + cut, ones, N - cut, p, key, 0);
+    record_check("dropout: first moves the mask",
+                 memcmp(y1 + cut, y2 + cut, sizeof(float) * (N - cut)) != 0, NULL);
 
     int kept = 0;
     for (int i = 0; i < N; i++) kept += y1[i] != 0.0f;
@@ -901,11 +913,11 @@ static void check_dropout_mask(void)
 
     /* p = 0: an exact copy, in place too, and backward passes dy through unchanged. */
     float *x = buf_uniform(N), *y = buf_zero(N), *g = buf_zero(N);
-    op_dropout_forward(y, x, N, 0.0f, key);
+    op_dropout_forward(y, x, N, 0.0f, key, 0);
     int copy = !memcmp(x, y, sizeof(float) * N);
-    op_dropout_forward(y, y, N, 0.0f, key);
+    op_dropout_forward(y, y, N, 0.0f, key, 0);
     copy &= !memcmp(x, y, sizeof(float) * N);
-    op_dropout_backward(g, x, N, 0.0f, key);
+    op_dropout_backward(g, x, N, 0.0f, key, 0);
     copy &= !memcmp(x, g, sizeof(float) * N);
     record_check("dropout: p=0 is identity", copy, NULL);
 }
@@ -982,8 +994,8 @@ static void run_big_ops(float *out, const float *x, const float *dy, const float
     op_linear_backward(NULL, NULL, dbias, dy, x, NULL, BIG_N, BIG_D, BIG_D);
     op_gelu_forward(gelu, x, nd);
     op_gelu_backward(dgelu, dy, x, nd);
-    op_dropout_forward(drop, x, nd, 0.3f, 99);
-    op_dropout_backward(ddrop, dy, nd, 0.3f, 99);
+    op_dropout_forward(drop, x, nd, 0.3f, 99, 0);
+    op_dropout_backward(ddrop, dy, nd, 0.3f, 99, 0);
     op_pool_mean_forward(pooled, x, mask, BIG_B, BIG_T, BIG_D);
     op_pool_mean_backward(dpool, dy, mask, BIG_B, BIG_T, BIG_D);
     op_embed_backward(dtable, dy, tok, BIG_N, BIG_D);

@@ -47,6 +47,9 @@ static float *zeros(size_t n)
 static int same(const float *a, const float *b, size_t n) { return !memcmp(a, b, n * sizeof *a); }
 
 enum { N = 3 * 16384 + 5 }; /* above the OpenMP threshold, not a multiple of any vector width */
+/* Masks are drawn from stream position FIRST on: the fused ops must place them as the unfused
+ * ones do (a data-parallel shard starts mid-stream). */
+static const uint64_t FIRST = 1000003;
 
 static void check_gelu_dropout(float p)
 {
@@ -56,17 +59,17 @@ static void check_gelu_dropout(float p)
     float *want = zeros(N), *got = zeros(N), *tmp = zeros(N);
 
     op_gelu_forward(tmp, x, N);
-    op_dropout_forward(want, tmp, N, p, key);
-    op_gelu_dropout_forward(got, x, N, p, key);
+    op_dropout_forward(want, tmp, N, p, key, FIRST);
+    op_gelu_dropout_forward(got, x, N, p, key, FIRST);
     snprintf(name, sizeof name, "gelu+dropout forward, p=%.1f", p);
     check(name, same(want, got, N), "(bit-identical)");
 
     memset(want, 0, N * sizeof(float));
     memset(tmp, 0, N * sizeof(float));
-    op_dropout_backward(tmp, dy, N, p, key);
+    op_dropout_backward(tmp, dy, N, p, key, FIRST);
     op_gelu_backward(want, tmp, x, N);
     memcpy(got, dy, N * sizeof(float)); /* in place, as the model calls it */
-    op_gelu_dropout_grad(got, got, x, N, p, g_plant ? key + 1 : key);
+    op_gelu_dropout_grad(got, got, x, N, p, g_plant ? key + 1 : key, FIRST);
     /* GELU'(x)·(mask·dy) against (GELU'(x)·dy)·mask: one rounding apart at most. */
     double worst = 0.0;
     for (size_t i = 0; i < N; i++)
@@ -84,17 +87,17 @@ static void check_residual_and_dropout_grad(float p)
     const uint64_t key = lra_key(9, 3);
     float *res = uniform(N, 3, 1.0f), *y = uniform(N, 4, 1.0f);
     float *want = zeros(N), *got = zeros(N);
-    op_dropout_forward(want, y, N, p, key);
+    op_dropout_forward(want, y, N, p, key, FIRST);
     op_add_inplace(want, res, N);
     memcpy(got, res, N * sizeof(float));
-    op_residual_dropout_forward(got, got, y, N, p, key); /* out == res allowed */
+    op_residual_dropout_forward(got, got, y, N, p, key, FIRST); /* out == res allowed */
     snprintf(name, sizeof name, "residual+dropout forward, p=%.1f", p);
     check(name, same(want, got, N), "(bit-identical)");
 
     memset(want, 0, N * sizeof(float));
-    op_dropout_backward(want, y, N, p, key);
+    op_dropout_backward(want, y, N, p, key, FIRST);
     memset(got, 0xff, N * sizeof(float)); /* NaN garbage: must be overwritten, not added to */
-    op_dropout_grad(got, y, N, p, key);
+    op_dropout_grad(got, y, N, p, key, FIRST);
     snprintf(name, sizeof name, "dropout grad writes, p=%.1f", p);
     check(name, same(want, got, N), "(bit-identical)");
     free(res), free(y), free(want), free(got);

@@ -88,7 +88,7 @@ static float myattn_drop_rate(const lra_attn_ctx *ctx)
 /* The dropout stream of slice bh at this step, the same as attention/softmax.c's. */
 static uint64_t myattn_drop_key(const lra_attn_ctx *ctx, int bh)
 {
-    return lra_key(lra_key(ctx->seed, ctx->step), (uint64_t)bh);
+    return lra_attn_step_stream(ctx, bh);
 }
 
 /* dst = src ∘ Z/(1−p) for the T×T keep mask of stream key. dst may equal src. */
