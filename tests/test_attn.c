@@ -30,15 +30,14 @@
  * per-variant checks to those variants (the descriptor checks still run over all of them).
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "gradcheck.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
 #include "registry.h"
 #include "util.h"
 
@@ -75,71 +74,18 @@ static const char *const plant_names[] = {
 };
 static plant_kind plant = PLANT_NONE;
 
-static int n_pass, n_fail;
-static char tag[64]; /* "variant t=N", the prefix of every line */
-
 /* The worst errors seen for the current variant, printed in its summary line. */
 static double worst_gc, worst_ref_fwd, worst_ref_bwd;
 
-LRA_PRINTF(3, 4) static void report(lra_gc_verdict v, const char *what, const char *fmt, ...)
-{
-    static const char *const word[] = {[LRA_GC_PASS] = "PASS", [LRA_GC_WARN] = "WARN",
-                                       [LRA_GC_FAIL] = "FAIL"};
-    char detail[256] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof detail, fmt, ap);
-        va_end(ap);
-    }
-    printf("%s %s: %s%s%s\n", word[v], tag, what, *detail ? " — " : "", detail);
-    if (v == LRA_GC_FAIL)
-        n_fail++;
-    else
-        n_pass++;
-}
+/* One variant set up on the test shape (BATCH, HEADS, LEN, DIM: NX floats per buffer), with its
+ * inputs (q, k in (−2, 2), v in (−1, 1)), r (the weights of L = Σ out∘r, hence dout = r) and
+ * gradient buffers. */
+typedef atest_run harness;
 
-static lra_gc_verdict verdict(int ok) { return ok ? LRA_GC_PASS : LRA_GC_FAIL; }
-
-/* One variant set up on the test shape, with its inputs and gradient buffers. */
-typedef struct harness {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    float *q, *k, *v;        /* (B, H, T, Dh) inputs: q, k in (−2, 2), v in (−1, 1) */
-    float *out;              /* (B, H, T, Dh) */
-    float *r;                /* (B, H, T, Dh) the weights of L = Σ out∘r, hence dout = r */
-    float *dq, *dk, *dv;     /* (B, H, T, Dh) */
-    float *tq, *tk, *tv;     /* (B, H, T, Dh) one backward's increment, to plant a bug in */
-    float mask[BATCH * LEN]; /* (B, T) 1 = real key */
-} harness;
-
-static float *floats(size_t n) { return lra_alloc(n * sizeof(float), "test buffer"); }
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
+/* One backward's increment of dq, dk and dv, to plant a bug in. */
+static float plant_dq[NX], plant_dk[NX], plant_dv[NX];
 
 static size_t at(int b, int h, int t) { return (((size_t)b * HEADS + h) * LEN + t) * DIM; }
-
-/* Applies "name=value,name=value" to the options in priv. */
-static int apply_options(const lra_attention *a, void *priv, const char *list, char *why,
-                         size_t whylen)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            snprintf(why, whylen, "option list '%s': '%s' is not name=value", list, kv);
-            return 1;
-        }
-        *eq = 0;
-        if (lra_opts_set(a->options, priv, kv, eq + 1, why, whylen) != 0) return 1;
-    }
-    return 0;
-}
 
 /* Sets variant a up: options at their defaults, then the variant's check_options, then `opt`
  * ("name=value,...") if given. Returns 0, or 1 with the reason in why when the options or init
@@ -147,53 +93,26 @@ static int apply_options(const lra_attention *a, void *priv, const char *list, c
 static int harness_open(harness *h, const lra_attention *a, int threads, float dropout,
                         const char *opt, char *why, size_t whylen)
 {
-    memset(h, 0, sizeof *h);
-    h->a = a;
-    lra_attn_ctx *c = &h->ctx;
-    c->shape = (lra_attn_shape){.batch = BATCH, .heads = HEADS, .len = LEN, .dim = DIM,
-                                .max_len = LEN};
-    c->priv = lra_alloc(a->priv_size, "plugin options");
-    lra_opts_defaults(a->options, c->priv);
-    if (a->check_options && apply_options(a, c->priv, a->check_options, why, whylen)) return 1;
-    if (opt && apply_options(a, c->priv, opt, why, whylen)) return 1;
-    for (int b = 0; b < BATCH; b++)
-        for (int t = 0; t < LEN; t++) h->mask[b * LEN + t] = b == 1 && t >= LEN - N_PADDED ? 0 : 1;
-    c->key_mask = h->mask;
-    c->seed = CTX_SEED;
-    c->step = CTX_STEP;
-    c->training = dropout > 0.0f;
-    c->dropout = dropout;
-    c->threads = threads;
-    a->sizes(c, &h->sz);
-    c->params = floats(h->sz.n_params);
-    c->dparams = floats(h->sz.n_params);
-    c->state = floats(h->sz.n_state);
-    c->cache = floats(h->sz.n_cache);
-    c->scratch = floats(h->sz.n_scratch);
-    float **bufs[] = {&h->q, &h->k, &h->v, &h->out, &h->r, &h->dq, &h->dk, &h->dv,
-                      &h->tq, &h->tk, &h->tv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(NX);
+    char opts[512];
+    snprintf(opts, sizeof opts, "%s%s%s", a->check_options ? a->check_options : "",
+             a->check_options && opt ? "," : "", opt ? opt : "");
+    const lra_attn_ctx settings = {
+        .shape = {.batch = BATCH, .heads = HEADS, .len = LEN, .dim = DIM, .max_len = LEN},
+        .seed = CTX_SEED,
+        .step = CTX_STEP,
+        .training = dropout > 0.0f,
+        .dropout = dropout,
+        .threads = threads,
+    };
+    if (atest_run_open(h, a, &settings, opts, why, whylen)) return 1;
+    atest_run_pad_last_keys(h, N_PADDED); /* BATCH = 2: batch 1's last N_PADDED keys */
     /* q and k in (−2, 2), not (−1, 1): the logits then have a spread of about 1.3 instead of
      * 0.33, so attention is not nearly uniform. Near-uniform attention makes the q and k
      * gradients so small that float32 rounding of the loss (about 2e-5 on a finite difference
      * at eps = 1e-2) dominates the directional checks. */
-    fill_uniform(h->q, NX, lra_key(TEST_SEED, 1), 2.0f);
-    fill_uniform(h->k, NX, lra_key(TEST_SEED, 2), 2.0f);
-    fill_uniform(h->v, NX, lra_key(TEST_SEED, 3), 1.0f);
-    fill_uniform(h->r, NX, lra_key(TEST_SEED, 4), 1.0f);
-    return a->init(c, why, whylen) == LRA_ATTN_OK ? 0 : 1;
+    atest_run_fill(h, TEST_SEED, 2.0f);
+    return a->init(&h->ctx, why, whylen) == LRA_ATTN_OK ? 0 : 1;
 }
-
-static void harness_close(harness *h)
-{
-    lra_attn_ctx *c = &h->ctx;
-    if (h->a->free) h->a->free(c); /* also after a failed init: the contract allows it */
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, h->q, h->k,
-                    h->v, h->out, h->r, h->dq, h->dk, h->dv, h->tq, h->tk, h->tv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-static void forward(harness *h) { h->a->forward(&h->ctx, h->q, h->k, h->v, h->out); }
 
 /* One backward pass with dout = r, adding into dq, dk, dv and dparams, as the plugin would. With
  * a planted bug the increment goes through tq, tk, tv, where the bug is applied. */
@@ -203,18 +122,19 @@ static void backward(harness *h)
         h->a->backward(&h->ctx, h->q, h->k, h->v, h->out, h->r, h->dq, h->dk, h->dv);
         return;
     }
-    memset(h->tq, 0, NX * sizeof(float));
-    memset(h->tk, 0, NX * sizeof(float));
-    memset(h->tv, 0, NX * sizeof(float));
-    h->a->backward(&h->ctx, h->q, h->k, h->v, h->out, h->r, h->tq, h->tk, h->tv);
+    float *tq = plant_dq, *tk = plant_dk, *tv = plant_dv;
+    memset(tq, 0, NX * sizeof(float));
+    memset(tk, 0, NX * sizeof(float));
+    memset(tv, 0, NX * sizeof(float));
+    h->a->backward(&h->ctx, h->q, h->k, h->v, h->out, h->r, tq, tk, tv);
     if (plant == PLANT_SCALE) {
         const float c = sqrtf((float)DIM);
         for (size_t i = 0; i < NX; i++) {
-            h->tq[i] *= c;
-            h->tk[i] *= c;
+            tq[i] *= c;
+            tk[i] *= c;
         }
     } else {
-        float *k1 = h->tk + at(0, 0, 1), *k5 = h->tk + at(0, 0, 5);
+        float *k1 = tk + at(0, 0, 1), *k5 = tk + at(0, 0, 5);
         for (int e = 0; e < DIM; e++) {
             const float t = k1[e];
             k1[e] = k5[e];
@@ -222,62 +142,21 @@ static void backward(harness *h)
         }
     }
     for (size_t i = 0; i < NX; i++) {
-        h->dq[i] += h->tq[i];
-        h->dk[i] += h->tk[i];
-        h->dv[i] += h->tv[i];
+        h->dq[i] += tq[i];
+        h->dk[i] += tk[i];
+        h->dv[i] += tv[i];
     }
 }
 
-/* Fresh gradients at the current inputs: zero, forward, backward. */
+/* Fresh gradients at the current inputs: zero, forward, backward (with the planted bug). */
 static void gradients(harness *h)
 {
     memset(h->dq, 0, NX * sizeof(float));
     memset(h->dk, 0, NX * sizeof(float));
     memset(h->dv, 0, NX * sizeof(float));
     if (h->sz.n_params) memset(h->ctx.dparams, 0, h->sz.n_params * sizeof(float));
-    forward(h);
+    atest_run_forward(h);
     backward(h);
-}
-
-/* L = Σ out∘r, accumulated in double. */
-static double loss(void *arg)
-{
-    harness *h = arg;
-    forward(h);
-    double l = 0.0;
-    for (size_t i = 0; i < NX; i++) l += (double)h->out[i] * h->r[i];
-    return l;
-}
-
-static double max_abs(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)x[i]));
-    return m;
-}
-
-/* max |x − y| / max |y| over the reference y (double yd, or float yf when yd is NULL),
- * NaN-propagating (a NaN anywhere gives INFINITY). */
-static double rel_diff_any(const float *x, const double *yd, const float *yf, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double y = yd ? yd[i] : (double)yf[i];
-        const double d = fabs((double)x[i] - y);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
-static double rel_diff(const float *x, const double *y, size_t n)
-{
-    return rel_diff_any(x, y, NULL, n);
-}
-
-static double rel_diff_f(const float *x, const float *y, size_t n)
-{
-    return rel_diff_any(x, NULL, y, n);
 }
 
 static void check_gradients(harness *h, const char *when)
@@ -308,11 +187,12 @@ static void check_gradients(harness *h, const char *when)
     };
     for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) {
         if (in[i].n == 0) continue;
-        const lra_gradcheck_result r = lra_gradcheck(loss, h, in[i].x, in[i].g, in[i].n, &o);
+        const lra_gradcheck_result r =
+            lra_gradcheck(atest_run_loss, h, in[i].x, in[i].g, in[i].n, &o);
         char what[64];
         snprintf(what, sizeof what, "gradient check %s%s", in[i].name, when);
-        report(r.verdict, what, "worst rel err %.2e (fd %+.6e, analytic %+.6e)", r.worst_rel,
-               r.fd_at_worst, r.an_at_worst);
+        atest_verdict(r.verdict, what, "worst rel err %.2e (fd %+.6e, analytic %+.6e)", r.worst_rel,
+                      r.fd_at_worst, r.an_at_worst);
         worst_gc = fmax(worst_gc, r.worst_rel);
     }
     h->ctx.freeze_choices = 0;
@@ -332,7 +212,7 @@ static void check_repeatable(harness *h, const char *when)
                      !memcmp(k1, h->dk, sizeof k1) && !memcmp(v1, h->dv, sizeof v1);
     char what[64];
     snprintf(what, sizeof what, "two runs bit-identical%s", when);
-    report(verdict(same), what, NULL);
+    atest_check(same, what, NULL);
 }
 
 /* Changing the keys and values at padded positions changes no output: bit-identical for
@@ -340,7 +220,7 @@ static void check_repeatable(harness *h, const char *when)
 static void check_padding(harness *h)
 {
     float base[NX], k0[NX], v0[NX];
-    forward(h);
+    atest_run_forward(h);
     memcpy(base, h->out, sizeof base);
     memcpy(k0, h->k, sizeof k0);
     memcpy(v0, h->v, sizeof v0);
@@ -348,19 +228,20 @@ static void check_padding(harness *h)
         for (int t = 0; t < LEN; t++) {
             if (h->mask[b * LEN + t] != 0.0f) continue;
             for (int hh = 0; hh < HEADS; hh++) {
-                fill_uniform(h->k + at(b, hh, t), DIM, lra_key(TEST_SEED, 100 + at(b, hh, t)), 5);
-                fill_uniform(h->v + at(b, hh, t), DIM, lra_key(TEST_SEED, 200 + at(b, hh, t)), 5);
+                const size_t x = at(b, hh, t);
+                atest_fill_uniform(h->k + x, DIM, lra_key(TEST_SEED, 100 + x), 5);
+                atest_fill_uniform(h->v + x, DIM, lra_key(TEST_SEED, 200 + x), 5);
             }
         }
-    forward(h);
+    atest_run_forward(h);
     memcpy(h->k, k0, sizeof k0);
     memcpy(h->v, v0, sizeof v0);
     if (h->a->flags & LRA_ATTN_EXACT) {
-        report(verdict(!memcmp(base, h->out, sizeof base)), "padded keys and values ignored",
-               "bit-identical outputs");
+        atest_check(!memcmp(base, h->out, sizeof base), "padded keys and values ignored",
+                    "bit-identical outputs");
     } else {
-        const double d = rel_diff_f(h->out, base, NX);
-        report(verdict(d <= TOL_REORDER), "padded keys and values ignored", "rel diff %.2e", d);
+        const double d = atest_rel_err_f(h->out, base, NX);
+        atest_check(d <= TOL_REORDER, "padded keys and values ignored", "rel diff %.2e", d);
     }
 }
 
@@ -369,22 +250,22 @@ static void check_padding(harness *h)
 static void check_slices(harness *h)
 {
     float base[NX], q0[NX], k0[NX], v0[NX];
-    forward(h);
+    atest_run_forward(h);
     memcpy(base, h->out, sizeof base);
     memcpy(q0, h->q, sizeof q0);
     memcpy(k0, h->k, sizeof k0);
     memcpy(v0, h->v, sizeof v0);
     const size_t off = at(1, 1, 0), n = (size_t)LEN * DIM;
-    fill_uniform(h->q + off, n, lra_key(TEST_SEED, 301), 1.0f);
-    fill_uniform(h->k + off, n, lra_key(TEST_SEED, 302), 1.0f);
-    fill_uniform(h->v + off, n, lra_key(TEST_SEED, 303), 1.0f);
-    forward(h);
+    atest_fill_uniform(h->q + off, n, lra_key(TEST_SEED, 301), 1.0f);
+    atest_fill_uniform(h->k + off, n, lra_key(TEST_SEED, 302), 1.0f);
+    atest_fill_uniform(h->v + off, n, lra_key(TEST_SEED, 303), 1.0f);
+    atest_run_forward(h);
     memcpy(h->q, q0, sizeof q0);
     memcpy(h->k, k0, sizeof k0);
     memcpy(h->v, v0, sizeof v0);
     const int same = !memcmp(base, h->out, off * sizeof(float)) &&
                      !memcmp(base + off + n, h->out + off + n, (NX - off - n) * sizeof(float));
-    report(verdict(same), "slices independent", "perturbed (b=1, h=1), others bit-identical");
+    atest_check(same, "slices independent", "perturbed (b=1, h=1), others bit-identical");
 }
 
 /* Swaps batch rows 0 and 1 of x (n floats a row). */
@@ -413,7 +294,7 @@ static void check_seq_ids(harness *h, const char *when)
 {
     static const uint64_t swapped[BATCH] = {1, 0};
     const size_t np = h->sz.n_params;
-    float *base = floats(4 * NX + np); /* out, dq, dk, dv, dparams in the natural order */
+    float *base = atest_floats(4 * NX + np); /* out, dq, dk, dv, dparams in the natural order */
     gradients(h);
     const float *now[] = {h->out, h->dq, h->dk, h->dv, h->ctx.dparams};
     const size_t n[] = {NX, NX, NX, NX, np};
@@ -426,17 +307,17 @@ static void check_seq_ids(harness *h, const char *when)
     swap_batch(h);
     double worst = 0.0;
     for (size_t i = 0, off = 0; i < 5; off += n[i], i++)
-        if (n[i]) worst = fmax(worst, rel_diff_f(now[i], base + off, n[i]));
+        if (n[i]) worst = fmax(worst, atest_rel_err_f(now[i], base + off, n[i]));
     lra_free(base);
-    report(verdict(worst <= TOL_REORDER), "draws follow seq_id, not the row",
-           "rows swapped%s: rel diff %.2e", when, worst);
+    atest_check(worst <= TOL_REORDER, "draws follow seq_id, not the row",
+                "rows swapped%s: rel diff %.2e", when, worst);
 }
 
 /* Backward adds: a second backward on the same forward doubles dq, dk, dv (and dparams). */
 static void check_accumulates(harness *h)
 {
     const size_t np = h->sz.n_params;
-    float *once = floats(3 * NX + np); /* dq, dk, dv, dparams after one backward */
+    float *once = atest_floats(3 * NX + np); /* dq, dk, dv, dparams after one backward */
     gradients(h);
     memcpy(once, h->dq, NX * sizeof(float));
     memcpy(once + NX, h->dk, NX * sizeof(float));
@@ -449,12 +330,12 @@ static void check_accumulates(harness *h)
     double worst = 0.0;
     for (size_t i = 0, off = 0; i < 4; off += n[i], i++) {
         for (size_t j = 0; j < n[i]; j++) twice[off + j] = 2.0 * once[off + j];
-        if (n[i]) worst = fmax(worst, rel_diff(now[i], twice + off, n[i]));
+        if (n[i]) worst = fmax(worst, atest_rel_err(now[i], twice + off, n[i]));
     }
     lra_free(twice);
     lra_free(once);
-    report(verdict(worst <= TOL_REORDER), "backward accumulates", "2nd call doubles: rel %.2e",
-           worst);
+    atest_check(worst <= TOL_REORDER, "backward accumulates", "2nd call doubles: rel %.2e",
+                worst);
 }
 
 /* Softmax attention and its gradients for dout = r, in double, straight from the definitions
@@ -517,10 +398,10 @@ static void check_reference(harness *h, double s, const char *when)
     const float *got[] = {h->out, h->dq, h->dk, h->dv};
     const char *name[] = {"out", "dq", "dk", "dv"};
     for (int i = 0; i < 4; i++) {
-        const double err = rel_diff(got[i], ref + i * NX, NX);
+        const double err = atest_rel_err(got[i], ref + i * NX, NX);
         char what[64];
         snprintf(what, sizeof what, "matches double reference: %s%s", name[i], when);
-        report(verdict(err <= TOL_REFERENCE), what, "max abs err / max |ref| = %.2e", err);
+        atest_check(err <= TOL_REFERENCE, what, "max abs err / max |ref| = %.2e", err);
         if (i == 0)
             worst_ref_fwd = fmax(worst_ref_fwd, err);
         else
@@ -542,12 +423,12 @@ static void check_all_padded(harness *h)
     double mx = 0.0;
     for (int i = 0; i < 4; i++) {
         for (size_t j = 0; j < NX; j++) finite &= isfinite(buf[i][j]);
-        mx = fmax(mx, max_abs(buf[i] + b1, n));
+        mx = fmax(mx, atest_max_abs(buf[i] + b1, n));
     }
     if (h->a->flags & LRA_ATTN_EXACT)
-        report(verdict(finite && mx == 0.0), "all-padded batch gives 0", "max |value| %.2e", mx);
+        atest_check(finite && mx == 0.0, "all-padded batch gives 0", "max |value| %.2e", mx);
     else
-        report(verdict(finite), "all-padded batch stays finite", NULL);
+        atest_check(finite, "all-padded batch stays finite", NULL);
 }
 
 /* With dropout the mean output over many steps approaches the output without dropout: each
@@ -560,13 +441,13 @@ static void check_dropout_mean(harness *h)
     const float rate = c->dropout;
     c->training = 0;
     c->dropout = 0.0f;
-    forward(h);
+    atest_run_forward(h);
     for (size_t i = 0; i < NX; i++) base[i] = h->out[i];
     c->training = 1;
     c->dropout = rate;
     for (int s = 0; s < STEPS; s++) {
         c->step = (uint64_t)s;
-        forward(h);
+        atest_run_forward(h);
         for (size_t i = 0; i < NX; i++) {
             mean[i] += h->out[i];
             sq[i] += (double)h->out[i] * h->out[i];
@@ -581,8 +462,8 @@ static void check_dropout_mean(harness *h)
         const double se = sqrt(var / STEPS) + TOL_REORDER * scale;
         worst = fmax(worst, fabs(mean[i] - base[i]) / se);
     }
-    report(verdict(worst <= 5.0), "dropout mean ~ no-dropout output",
-           "worst |mean - ref| = %.1f standard errors over %d steps", worst, STEPS);
+    atest_check(worst <= 5.0, "dropout mean ~ no-dropout output",
+                "worst |mean - ref| = %.1f standard errors over %d steps", worst, STEPS);
 }
 
 /* All checks of one variant at one thread count. */
@@ -590,12 +471,12 @@ static void run_variant(const lra_attention *a, int threads)
 {
     char why[256] = "";
     harness h;
-    snprintf(tag, sizeof tag, "%s t=%d", a->name, threads);
+    atest_line_prefix("%s t=%d: ", a->name, threads);
     if (harness_open(&h, a, threads, 0.0f, NULL, why, sizeof why) != 0) {
         /* Every variant must be testable: check_options exists to make it fit this shape. */
-        report(LRA_GC_FAIL, "init", "rejected the test shape (set check_options in the "
-               "descriptor): %s", why);
-        harness_close(&h);
+        atest_check(0, "init", "rejected the test shape (set check_options in the "
+                    "descriptor): %s", why);
+        atest_run_close(&h);
         return;
     }
     check_repeatable(&h, "");
@@ -605,13 +486,13 @@ static void run_variant(const lra_attention *a, int threads)
     check_accumulates(&h);
     check_all_padded(&h);
     if (a->flags & LRA_ATTN_EXACT) check_reference(&h, 1.0 / sqrt((double)DIM), "");
-    harness_close(&h);
+    atest_run_close(&h);
 
     /* The reference comparison with a non-default scale, for exact variants that have one. */
     if (a->flags & LRA_ATTN_EXACT) {
         if (harness_open(&h, a, threads, 0.0f, "scale=0.75", why, sizeof why) == 0)
             check_reference(&h, 0.75, " (scale=0.75)");
-        harness_close(&h);
+        atest_run_close(&h);
     }
 
     /* A declared limit in which the variant equals softmax attention is verified here. */
@@ -619,9 +500,9 @@ static void run_variant(const lra_attention *a, int threads)
         if (harness_open(&h, a, threads, 0.0f, a->softmax_limit_options, why, sizeof why) == 0)
             check_reference(&h, 1.0 / sqrt((double)DIM), " (softmax limit)");
         else
-            report(LRA_GC_FAIL, "softmax limit", "options '%s' rejected: %s",
-                   a->softmax_limit_options, why);
-        harness_close(&h);
+            atest_check(0, "softmax limit", "options '%s' rejected: %s",
+                        a->softmax_limit_options, why);
+        atest_run_close(&h);
     }
 
     /* Attention dropout: fixed seed and step give a fixed mask, so the gradient is exact. */
@@ -631,9 +512,9 @@ static void run_variant(const lra_attention *a, int threads)
         check_seq_ids(&h, " (dropout 0.25)");
         check_dropout_mean(&h);
     } else {
-        report(LRA_GC_FAIL, "init with dropout 0.25", "%s", why);
+        atest_check(0, "init with dropout 0.25", "%s", why);
     }
-    harness_close(&h);
+    atest_run_close(&h);
 }
 
 /* Descriptor checks: lra_attn_validate, option defaults in range, names unique and equal to the
@@ -645,7 +526,7 @@ static void check_descriptors(void)
     for (int i = 0; i < lra_attn_count(); i++) {
         const lra_attention *a = lra_attn_get(i);
         char err[256] = "";
-        snprintf(tag, sizeof tag, "%s", a->name ? a->name : "(null)");
+        atest_line_prefix("%s: ", a->name ? a->name : "(null)");
         int ok = lra_attn_validate(a, err, sizeof err) == 0;
         for (int j = 0; ok && a->options && a->options[j].name; j++) {
             const lra_attn_option *o = &a->options[j];
@@ -660,10 +541,10 @@ static void check_descriptors(void)
                      lra_builtin_attention_files[i]);
             ok = 0;
         }
-        report(verdict(ok), "descriptor valid", "%s", err);
+        atest_check(ok, "descriptor valid", "%s", err);
         for (int j = 0; ok && j < i; j++)
             if (strcmp(a->name, lra_attn_get(j)->name) == 0) {
-                report(LRA_GC_FAIL, "name unique", "variants %d and %d share it", j, i);
+                atest_check(0, "name unique", "variants %d and %d share it", j, i);
                 break;
             }
     }
@@ -710,14 +591,15 @@ int main(int argc, char **argv)
         }
         int all_caught = 1;
         for (plant = PLANT_SCALE; plant <= PLANT_SWAP; plant++) {
-            const int before = n_fail;
+            const int before = atest_failures();
             printf("== planted bug: %s\n", plant_names[plant]);
             run_all_threads(a);
             printf("== planted bug %s: %s by %d failing checks\n", plant_names[plant],
-                   n_fail > before ? "caught" : "NOT CAUGHT", n_fail - before);
-            all_caught &= n_fail > before;
+                   atest_failures() > before ? "caught" : "NOT CAUGHT",
+                   atest_failures() - before);
+            all_caught &= atest_failures() > before;
         }
-        printf("%d passed, %d failed\n", n_pass, n_fail);
+        atest_summary();
         return all_caught ? 1 : 0;
     }
 
@@ -731,15 +613,14 @@ int main(int argc, char **argv)
         for (char *save = NULL, *n = strtok_r(list, ",", &save); n;
              n = strtok_r(NULL, ",", &save)) {
             const lra_attention *a = lra_attn_find(n);
-            snprintf(tag, sizeof tag, "%s", n);
+            atest_line_prefix("%s: ", n);
             if (a)
                 run_all_threads(a);
             else
-                report(LRA_GC_FAIL, "LRA_ATTN_ONLY", "no variant named '%s'", n);
+                atest_check(0, "LRA_ATTN_ONLY", "no variant named '%s'", n);
         }
     } else {
         for (int i = 0; i < lra_attn_count(); i++) run_all_threads(lra_attn_get(i));
     }
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

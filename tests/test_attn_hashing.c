@@ -24,15 +24,14 @@
  * status 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "gradcheck.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
 #include "registry.h"
 #include "util.h"
 
@@ -40,148 +39,35 @@ static const uint64_t TEST_SEED = 20240612;
 static const double TOL_REF = 2e-5; /* float plugin against double reference, relative */
 static const double FD_STEP = 1e-6; /* central differences of the double reference */
 
-static int n_pass, n_fail;
-
-LRA_PRINTF(3, 4) static void report(int ok, const char *what, const char *fmt, ...)
-{
-    char detail[256] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof detail, fmt, ap);
-        va_end(ap);
-    }
-    printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, *detail ? " — " : "", detail);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
-
 /* ---- one variant on one shape ----------------------------------------------------------- */
 
-typedef struct setup {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    int B, H, T, D;
-    size_t nx;                       /* B·H·T·Dh */
-    float *q, *k, *v, *out, *r;      /* (B, H, T, Dh); r: weights of L = Σ out∘r */
-    float *dq, *dk, *dv;             /* (B, H, T, Dh) */
-    float *mask;                     /* (B, T): batch b >= 1 has its last n_pad keys padded */
-} setup;
-
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
-
-static int apply_options(const lra_attention *a, void *priv, const char *list, char *why,
-                         size_t whylen)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            snprintf(why, whylen, "'%s' is not name=value", kv);
-            return 1;
-        }
-        *eq = 0;
-        if (lra_opts_set(a->options, priv, kv, eq + 1, why, whylen) != 0) return 1;
-    }
-    return 0;
-}
+/* B·H·T·Dh buffers; r: the weights of L = Σ out∘r; mask: batch b >= 1 has its last n_pad keys
+ * padded. */
+typedef atest_run setup;
 
 /* Variant `name` with options `opts` (over its defaults) on (B, H, T, Dh); q, k in (−2, 2), v and
  * r in (−1, 1) from `seed`. Returns 0, or 1 after reporting a failure. */
 static int setup_open(setup *s, const char *name, int B, int H, int T, int D, int n_pad,
                       const char *opts, uint64_t seed)
 {
-    memset(s, 0, sizeof *s);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = T},
+        .seed = 42,
+        .step = 7,
+        .threads = 2,
+    };
     char why[256] = "";
-    s->a = lra_attn_find(name);
-    if (!s->a) {
-        report(0, name, "not registered");
+    if (atest_run_open(s, lra_attn_find(name), &settings, opts, why, sizeof why)) {
+        atest_check(0, name, "options '%s': %s", opts ? opts : "", why);
         return 1;
     }
-    s->B = B, s->H = H, s->T = T, s->D = D;
-    s->nx = (size_t)B * H * T * D;
-    lra_attn_ctx *c = &s->ctx;
-    c->shape = (lra_attn_shape){.batch = B, .heads = H, .len = T, .dim = D, .max_len = T};
-    c->priv = lra_alloc(s->a->priv_size, "plugin options");
-    lra_opts_defaults(s->a->options, c->priv);
-    if (opts && apply_options(s->a, c->priv, opts, why, sizeof why)) {
-        report(0, name, "options '%s': %s", opts, why);
-        return 1;
-    }
-    s->mask = floats((size_t)B * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) s->mask[b * T + t] = b >= 1 && t >= T - n_pad ? 0.0f : 1.0f;
-    c->key_mask = s->mask;
-    c->seed = 42;
-    c->step = 7;
-    c->threads = 2;
-    s->a->sizes(c, &s->sz);
-    c->params = floats(s->sz.n_params);
-    c->dparams = floats(s->sz.n_params);
-    c->state = floats(s->sz.n_state);
-    c->cache = floats(s->sz.n_cache);
-    c->scratch = floats(s->sz.n_scratch);
-    float **bufs[] = {&s->q, &s->k, &s->v, &s->out, &s->r, &s->dq, &s->dk, &s->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(s->nx);
-    fill_uniform(s->q, s->nx, lra_key(seed, 1), 2.0f);
-    fill_uniform(s->k, s->nx, lra_key(seed, 2), 2.0f);
-    fill_uniform(s->v, s->nx, lra_key(seed, 3), 1.0f);
-    fill_uniform(s->r, s->nx, lra_key(seed, 4), 1.0f);
-    if (s->a->init(c, why, sizeof why) != LRA_ATTN_OK) {
-        report(0, name, "init rejected '%s': %s", opts ? opts : "", why);
+    atest_run_pad_last_keys(s, n_pad);
+    atest_run_fill(s, seed, 2.0f);
+    if (s->a->init(&s->ctx, why, sizeof why) != LRA_ATTN_OK) {
+        atest_check(0, name, "init rejected '%s': %s", opts ? opts : "", why);
         return 1;
     }
     return 0;
-}
-
-static void setup_close(setup *s)
-{
-    lra_attn_ctx *c = &s->ctx;
-    if (s->a && s->a->free) s->a->free(c);
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, s->mask,
-                    s->q, s->k, s->v, s->out, s->r, s->dq, s->dk, s->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-static void forward(setup *s) { s->a->forward(&s->ctx, s->q, s->k, s->v, s->out); }
-
-/* Zeroed gradients, forward, backward with dout = r. */
-static void gradients(setup *s)
-{
-    memset(s->dq, 0, s->nx * sizeof(float));
-    memset(s->dk, 0, s->nx * sizeof(float));
-    memset(s->dv, 0, s->nx * sizeof(float));
-    if (s->sz.n_params) memset(s->ctx.dparams, 0, s->sz.n_params * sizeof(float));
-    forward(s);
-    s->a->backward(&s->ctx, s->q, s->k, s->v, s->out, s->r, s->dq, s->dk, s->dv);
-}
-
-/* max |x − y| / max |y| (a NaN gives INFINITY). */
-static double rel_diff(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
-static double max_abs_f(const float *x, size_t n)
-{
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)x[i]));
-    return m;
 }
 
 /* ---- double references and their finite-difference gradients ---------------------------- */
@@ -203,15 +89,13 @@ struct ref {
     double scale;            /* logit scale */
 };
 
-static double *doubles(size_t n) { return lra_alloc((n ? n : 1) * sizeof(double), "test ref"); }
-
 static void ref_open(ref *rf, const setup *s, ref_slice_fn fn)
 {
     memset(rf, 0, sizeof *rf);
     rf->s = s;
     rf->slice = fn;
-    rf->q = doubles(s->nx), rf->k = doubles(s->nx), rf->v = doubles(s->nx);
-    rf->par = doubles(s->sz.n_params);
+    rf->q = atest_doubles(s->nx), rf->k = atest_doubles(s->nx), rf->v = atest_doubles(s->nx);
+    rf->par = atest_doubles(s->sz.n_params);
     for (size_t i = 0; i < s->nx; i++) rf->q[i] = s->q[i], rf->k[i] = s->k[i], rf->v[i] = s->v[i];
     for (size_t i = 0; i < s->sz.n_params; i++) rf->par[i] = s->ctx.params[i];
     rf->scale = 1.0 / sqrt((double)s->D);
@@ -246,7 +130,7 @@ static double ref_loss(const ref *rf, int bh, double *o)
 static void ref_fd(const ref *rf, double *x, size_t n, int per_slice, double *g)
 {
     const size_t TD = (size_t)rf->s->T * rf->s->D;
-    double *o = doubles(TD);
+    double *o = atest_doubles(TD);
     for (size_t i = 0; i < n; i++) {
         const int bh = per_slice ? (int)(i / TD) : -1;
         const double x0 = x[i];
@@ -265,14 +149,14 @@ static void ref_fd(const ref *rf, double *x, size_t n, int per_slice, double *g)
 static void check_against_ref(setup *s, ref *rf, const char *what)
 {
     const size_t nx = s->nx, np = s->sz.n_params;
-    double *want = doubles(4 * nx + np);
+    double *want = atest_doubles(4 * nx + np);
     ref_forward(rf, want);
     ref_fd(rf, rf->q, nx, 1, want + nx);
     ref_fd(rf, rf->k, nx, 1, want + 2 * nx);
     ref_fd(rf, rf->v, nx, 1, want + 3 * nx);
     if (np) ref_fd(rf, rf->par, np, 0, want + 4 * nx);
     s->ctx.freeze_choices = rf->perm != NULL; /* keep the orders the reference was given */
-    gradients(s);
+    atest_run_gradients(s);
     s->ctx.freeze_choices = 0;
     const float *got[] = {s->out, s->dq, s->dk, s->dv, s->ctx.dparams};
     const char *name[] = {"out", "dq", "dk", "dv", "dparams"};
@@ -281,16 +165,16 @@ static void check_against_ref(setup *s, ref *rf, const char *what)
         const size_t n = i < 4 ? nx : np;
         if (n == 0) continue;
         const double *y = want + (size_t)i * nx;
-        double err = rel_diff(got[i], y, n);
+        double err = atest_rel_err(got[i], y, n);
         double scale = 0.0;
         for (size_t j = 0; j < n; j++) scale = fmax(scale, fabs(y[j]));
         int ok = err <= TOL_REF;
         if (scale == 0.0) { /* e.g. reformer's dk: must be exactly zero */
-            err = max_abs_f(got[i], n);
+            err = atest_max_abs(got[i], n);
             ok = err == 0.0;
         }
         snprintf(line, sizeof line, "%s: %s matches double reference", what, name[i]);
-        report(ok, line, "%s %.2e", scale == 0.0 ? "max |value|" : "rel err", err);
+        atest_check(ok, line, "%s %.2e", scale == 0.0 ? "max |value|" : "rel err", err);
     }
     lra_free(want);
 }
@@ -344,7 +228,8 @@ static void reformer_ref_slice(const ref *rf, int bh, double *o)
     const size_t TD = (size_t)T * D;
     const double *q = rf->q + bh * TD, *v = rf->v + bh * TD;
     const int n = real_count(s->mask + (bh / s->H) * T, T), nc = (n + c - 1) / c;
-    double *kn = doubles(TD), *orr = doubles((size_t)R * TD), *lse = doubles((size_t)R * T);
+    double *kn = atest_doubles(TD), *orr = atest_doubles((size_t)R * TD);
+    double *lse = atest_doubles((size_t)R * T);
     unit_rows(q, T, D, kn);
     for (int r = 0; r < R; r++) {
         const float *perm = rf->perm + ((size_t)bh * R + r) * T;
@@ -382,7 +267,7 @@ static void sharedqk_ref_slice(const ref *rf, int bh, double *o)
     const size_t TD = (size_t)T * D;
     const double *q = rf->q + bh * TD, *v = rf->v + bh * TD;
     const float *mask = s->mask + (bh / s->H) * T;
-    double *kn = doubles(TD);
+    double *kn = atest_doubles(TD);
     unit_rows(q, T, D, kn);
     memset(o, 0, TD * sizeof(double));
     for (int i = 0; i < T; i++) {
@@ -401,7 +286,7 @@ static void sharedqk_ref_slice(const ref *rf, int bh, double *o)
 static float *reformer_orders(const setup *s, int rounds)
 {
     const size_t slice = (size_t)rounds * s->T * (3 + s->D), BH = (size_t)s->B * s->H;
-    float *perm = floats(BH * rounds * s->T);
+    float *perm = atest_floats(BH * rounds * s->T);
     for (size_t bh = 0; bh < BH; bh++)
         memcpy(perm + bh * rounds * s->T, s->ctx.cache + bh * slice,
                (size_t)rounds * s->T * sizeof(float));
@@ -415,7 +300,7 @@ static void check_reformer_reference_at(const char *opts, int rounds, int chunk,
 {
     setup s;
     if (setup_open(&s, "reformer", 2, H, T, 4, n_pad, opts, lra_key(TEST_SEED, 10)) == 0) {
-        forward(&s); /* makes the discrete choices */
+        atest_run_forward(&s); /* makes the discrete choices */
         ref rf;
         ref_open(&rf, &s, reformer_ref_slice);
         float *perm = reformer_orders(&s, rounds);
@@ -427,7 +312,7 @@ static void check_reformer_reference_at(const char *opts, int rounds, int chunk,
         lra_free(perm);
         ref_close(&rf);
     }
-    setup_close(&s);
+    atest_run_close(&s);
 }
 
 static void check_reformer_reference(const char *opts, int rounds, int chunk, double scale)
@@ -443,7 +328,7 @@ static void check_reformer_orders(void)
     const int R = 3, T = 13, D = 4;
     if (setup_open(&s, "reformer", 2, 2, T, 4, 4, "buckets=4,chunk=3,hashes=3",
                    lra_key(TEST_SEED, 11)) == 0) {
-        forward(&s);
+        atest_run_forward(&s);
         const size_t slice = (size_t)R * T * (3 + D); /* cache floats per slice */
         int ok = 1, used_buckets = 0;
         for (int bh = 0; bh < 4; bh++)
@@ -469,10 +354,10 @@ static void check_reformer_orders(void)
                 }
                 for (int u = 0; u < 4; u++) used_buckets += (mask_b >> u) & 1;
             }
-        report(ok, "reformer: cached orders sort the real tokens by (bucket, position)",
-               "%.1f distinct buckets per round on average", used_buckets / 12.0);
+        atest_check(ok, "reformer: cached orders sort the real tokens by (bucket, position)",
+                    "%.1f distinct buckets per round on average", used_buckets / 12.0);
     }
-    setup_close(&s);
+    atest_run_close(&s);
 }
 
 /* freeze_choices = 1: a small change of q keeps the cached orders and moves the output
@@ -482,15 +367,15 @@ static void check_reformer_frozen(void)
     setup s;
     const char *opts = "buckets=4,chunk=3,hashes=2";
     if (setup_open(&s, "reformer", 2, 2, 13, 4, 4, opts, lra_key(TEST_SEED, 12)) != 0) {
-        setup_close(&s);
+        atest_run_close(&s);
         return;
     }
     const size_t nx = s.nx, nc = s.sz.n_cache;
-    float *q0 = floats(nx), *u = floats(nx), *o0 = floats(nx), *o1 = floats(nx);
-    float *orders = floats(nc);
+    float *q0 = atest_floats(nx), *u = atest_floats(nx), *o0 = atest_floats(nx);
+    float *o1 = atest_floats(nx), *orders = atest_floats(nc);
     memcpy(q0, s.q, nx * sizeof(float));
-    fill_uniform(u, nx, lra_key(TEST_SEED, 13), 1.0f);
-    forward(&s);
+    atest_fill_uniform(u, nx, lra_key(TEST_SEED, 13), 1.0f);
+    atest_run_forward(&s);
     memcpy(o0, s.out, nx * sizeof(float));
     /* cache floats per slice: rounds·T·(3 + Dh), of which perm and bucket are 2·rounds·T */
     const size_t slice = (size_t)2 * 13 * (3 + 4), part = (size_t)2 * 2 * 13;
@@ -500,7 +385,7 @@ static void check_reformer_frozen(void)
     double d1 = 0.0, d2 = 0.0, lin = 0.0;
     for (int step = 1; step <= 2; step++) {
         for (size_t i = 0; i < nx; i++) s.q[i] = q0[i] + 1e-3f * step * u[i];
-        forward(&s);
+        atest_run_forward(&s);
         if (step == 1) memcpy(o1, s.out, nx * sizeof(float));
     }
     for (size_t i = 0; i < nx; i++) {
@@ -510,21 +395,21 @@ static void check_reformer_frozen(void)
     int same = 1;
     for (size_t bh = 0; bh < 4; bh++)
         same &= !memcmp(orders + bh * part, s.ctx.cache + bh * slice, part * sizeof(float));
-    report(same && d1 > 0.0 && lin <= 0.02 * d2,
-           "reformer: frozen choices, q + 1e-3 u and + 2e-3 u change out linearly",
-           "orders kept %s, |d1| %.2e, |d2| %.2e, |d2 - 2 d1| %.2e", same ? "yes" : "NO", d1,
-           d2, lin);
+    atest_check(same && d1 > 0.0 && lin <= 0.02 * d2,
+                "reformer: frozen choices, q + 1e-3 u and + 2e-3 u change out linearly",
+                "orders kept %s, |d1| %.2e, |d2| %.2e, |d2 - 2 d1| %.2e", same ? "yes" : "NO", d1,
+                d2, lin);
 
     s.ctx.freeze_choices = 0;
     for (size_t i = 0; i < nx; i++) s.q[i] = q0[i] + 1.0f * u[i];
-    forward(&s);
+    atest_run_forward(&s);
     same = 1;
     for (size_t bh = 0; bh < 4; bh++)
         same &= !memcmp(orders + bh * part, s.ctx.cache + bh * slice, part * sizeof(float));
-    report(!same, "reformer: unfrozen, q + u re-hashes", "buckets changed: %s",
-           same ? "no" : "yes");
+    atest_check(!same, "reformer: unfrozen, q + u re-hashes", "buckets changed: %s",
+                same ? "no" : "yes");
     lra_free(q0), lra_free(u), lra_free(o0), lra_free(o1), lra_free(orders);
-    setup_close(&s);
+    atest_run_close(&s);
 }
 
 /* buckets = 1 and chunk >= T: one chunk holding every real token, i.e. full shared-QK
@@ -542,7 +427,7 @@ static void check_reformer_limit(int rounds)
         check_against_ref(&s, &rf, what);
         ref_close(&rf);
     }
-    setup_close(&s);
+    atest_run_close(&s);
 }
 
 /* max |out − ref| / max |ref| of the plugin against a reference slice function. */
@@ -550,10 +435,10 @@ static double error_vs(setup *s, ref_slice_fn fn)
 {
     ref rf;
     ref_open(&rf, s, fn);
-    double *want = doubles(s->nx);
+    double *want = atest_doubles(s->nx);
     ref_forward(&rf, want);
-    forward(s);
-    const double err = rel_diff(s->out, want, s->nx);
+    atest_run_forward(s);
+    const double err = atest_rel_err(s->out, want, s->nx);
     lra_free(want);
     ref_close(&rf);
     return err;
@@ -572,7 +457,7 @@ static void measure_reformer(void)
             char opts[64];
             snprintf(opts, sizeof opts, "buckets=%d,hashes=%d", buckets[bi], rounds[ri]);
             if (setup_open(&s, "reformer", 1, 2, 256, 16, 0, opts, lra_key(TEST_SEED, 15))) {
-                setup_close(&s);
+                atest_run_close(&s);
                 return;
             }
             const double err = error_vs(&s, sharedqk_ref_slice);
@@ -581,12 +466,12 @@ static void measure_reformer(void)
             const size_t len = strlen(line);
             snprintf(line + len, sizeof line - len, "%shashes %d: %.3f", ri ? ", " : "",
                      rounds[ri], err);
-            setup_close(&s);
+            atest_run_close(&s);
         }
         char what[128];
         snprintf(what, sizeof what, "reformer buckets=%d, chunk 2T/buckets: measured error vs "
                  "full shared-QK (8 rounds <= 1 round)", buckets[bi]);
-        report(isfinite(last) && last <= first, what, "%s", line);
+        atest_check(isfinite(last) && last <= first, what, "%s", line);
     }
 }
 
@@ -613,8 +498,9 @@ static void sinkhorn_ref_slice(const ref *rf, int bh, double *o)
     const double *q = rf->q + bh * TD, *k = rf->k + bh * TD, *v = rf->v + bh * TD;
     const double *W = rf->par, *beta = rf->par + (size_t)D * rf->nbmax;
     const float *mask = s->mask + (bh / s->H) * T;
-    double *m = doubles(tp), *khat = doubles((size_t)nb * D), *L = doubles((size_t)nb * nb);
-    double *ks = doubles((size_t)tp * D), *vs = doubles((size_t)tp * D), *ms = doubles(tp);
+    double *m = atest_doubles(tp), *khat = atest_doubles((size_t)nb * D);
+    double *L = atest_doubles((size_t)nb * nb), *ks = atest_doubles((size_t)tp * D);
+    double *vs = atest_doubles((size_t)tp * D), *ms = atest_doubles(tp);
     for (int j = 0; j < T; j++) m[j] = mask[j] != 0.0f;
     for (int j = 0; j < T; j++)
         for (int e = 0; e < D; e++) khat[(j / b) * D + e] += m[j] * k[j * D + e];
@@ -687,7 +573,7 @@ static void check_sinkhorn_reference(const char *opts, int block, int iters, dou
 {
     setup s;
     if (setup_open(&s, "sinkhorn", 2, 2, 11, 4, 4, opts, lra_key(TEST_SEED, 20)) == 0) {
-        fill_uniform(s.ctx.params, s.sz.n_params, lra_key(TEST_SEED, 21), 0.7f);
+        atest_fill_uniform(s.ctx.params, s.sz.n_params, lra_key(TEST_SEED, 21), 0.7f);
         ref rf;
         ref_open(&rf, &s, sinkhorn_ref_slice);
         rf.block = block, rf.iters = iters, rf.tau = tau, rf.nbmax = nbmax;
@@ -696,16 +582,7 @@ static void check_sinkhorn_reference(const char *opts, int block, int iters, dou
         check_against_ref(&s, &rf, what);
         ref_close(&rf);
     }
-    setup_close(&s);
-}
-
-static double gc_loss(void *arg)
-{
-    setup *s = arg;
-    forward(s);
-    double l = 0.0;
-    for (size_t i = 0; i < s->nx; i++) l += (double)s->out[i] * s->r[i];
-    return l;
+    atest_run_close(&s);
 }
 
 /* Gumbel noise: evaluation (training 0) ignores it; while training at a fixed step the noise is
@@ -717,31 +594,31 @@ static void check_sinkhorn_gumbel(void)
     if (setup_open(&s, "sinkhorn", 2, 2, 11, 4, 4, opts, lra_key(TEST_SEED, 22)) == 0 &&
         setup_open(&plain, "sinkhorn", 2, 2, 11, 4, 4, "block=3,iters=3",
                    lra_key(TEST_SEED, 22)) == 0) {
-        forward(&s);
-        forward(&plain);
+        atest_run_forward(&s);
+        atest_run_forward(&plain);
         const int same = !memcmp(s.out, plain.out, s.nx * sizeof(float));
         s.ctx.training = 1;
-        forward(&s);
+        atest_run_forward(&s);
         const int noisy = memcmp(s.out, plain.out, s.nx * sizeof(float)) != 0;
-        report(same && noisy, "sinkhorn gumbel=1: evaluation noise-free, training noisy",
-               "eval bit-identical to gumbel=0: %s; training differs: %s", same ? "yes" : "NO",
-               noisy ? "yes" : "NO");
-        gradients(&s);
+        atest_check(same && noisy, "sinkhorn gumbel=1: evaluation noise-free, training noisy",
+                    "eval bit-identical to gumbel=0: %s; training differs: %s", same ? "yes" : "NO",
+                    noisy ? "yes" : "NO");
+        atest_run_gradients(&s);
         lra_gradcheck_opts o = lra_gradcheck_defaults();
         struct { const char *name; float *x; const float *g; size_t n; } in[] = {
             {"q", s.q, s.dq, s.nx}, {"k", s.k, s.dk, s.nx},
             {"params", s.ctx.params, s.ctx.dparams, s.sz.n_params}};
         for (int i = 0; i < 3; i++) {
-            const lra_gradcheck_result r = lra_gradcheck(gc_loss, &s, in[i].x, in[i].g, in[i].n,
-                                                         &o);
+            const lra_gradcheck_result r =
+                lra_gradcheck(atest_run_loss, &s, in[i].x, in[i].g, in[i].n, &o);
             char what[96];
             snprintf(what, sizeof what, "sinkhorn gumbel=1 training: gradient check %s",
                      in[i].name);
-            report(r.verdict != LRA_GC_FAIL, what, "worst rel err %.2e", r.worst_rel);
+            atest_check(r.verdict != LRA_GC_FAIL, what, "worst rel err %.2e", r.worst_rel);
         }
-        setup_close(&plain);
+        atest_run_close(&plain);
     }
-    setup_close(&s);
+    atest_run_close(&s);
 }
 
 /* Measured error against exact softmax (T 256, Dh 16, no padding) by block; block = T is the
@@ -756,7 +633,7 @@ static void measure_sinkhorn(void)
         char opts[64];
         snprintf(opts, sizeof opts, "block=%d", blocks[bi]);
         if (setup_open(&s, "sinkhorn", 1, 2, 256, 16, 0, opts, lra_key(TEST_SEED, 23))) {
-            setup_close(&s);
+            atest_run_close(&s);
             return;
         }
         const double err = error_vs(&s, softmax_ref_slice);
@@ -764,10 +641,10 @@ static void measure_sinkhorn(void)
         const size_t len = strlen(line);
         snprintf(line + len, sizeof line - len, "%sblock %d: %.3g", bi ? ", " : "", blocks[bi],
                  err);
-        setup_close(&s);
+        atest_run_close(&s);
     }
-    report(limit <= TOL_REF, "sinkhorn: measured error vs exact softmax (block = T is exact)",
-           "%s", line);
+    atest_check(limit <= TOL_REF, "sinkhorn: measured error vs exact softmax (block = T is exact)",
+                "%s", line);
 }
 
 int main(void)
@@ -794,6 +671,5 @@ int main(void)
     check_sinkhorn_gumbel();
     measure_sinkhorn();
 
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

@@ -34,18 +34,16 @@
  * check), then "N passed, N failed". Exit status 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn_kernel.h"
+#include "attn_testlib.h"
 #include "gradcheck.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
-#include "registry.h"
 #include "util.h"
 
 static const double TOL_ENGINE = 1e-5;   /* (a): float BLAS against double, relative to max */
@@ -61,63 +59,6 @@ static const double UNBIASED_SE = 4.0;   /* (c): allowed |mean − true| in stan
  * are shared by all T² pairs, and the ε floor of far-below-maximum key features biases the
  * estimate towards uniform attention. */
 static const double PERFORMER_BOUND_256 = 0.70;
-
-static int n_pass, n_fail;
-
-LRA_PRINTF(3, 4) static void check(int ok, const char *what, const char *fmt, ...)
-{
-    char detail[256] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof detail, fmt, ap);
-        va_end(ap);
-    }
-    printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, *detail ? " — " : "", detail);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
-
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-static double *doubles(size_t n)
-{
-    return lra_alloc((n ? n : 1) * sizeof(double), "test buffer");
-}
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * lra_uniform(key, i);
-}
-
-static void fill_normal(float *x, size_t n, uint64_t key, float sd)
-{
-    for (size_t i = 0; i < n; i++) x[i] = sd * lra_normal(key, i);
-}
-
-/* max |x − y| / max |y|; NaN gives INFINITY. */
-static double rel_err(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
-/* ‖x − y‖_F / ‖y‖_F. */
-static double frobenius_rel(const float *x, const float *y, size_t n)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
-        den += (double)y[i] * y[i];
-    }
-    return sqrt(num / den);
-}
 
 /* ---- a double-precision B3 through the explicit kernel matrix ------------------------- */
 
@@ -194,8 +135,8 @@ static void test_engine(lra_kernel_norm norm, const char *name, float eps)
     enum { T = 9, R = 6, DV = 5 };
     const lra_kernel_spec sp = {.T = T, .r = R, .dv = DV, .norm = norm, .eps = eps};
     const b3_ref b = {.norm = norm, .eps = eps, .T = T, .r = R, .dv = DV};
-    float *cache = floats(lra_kernel_cache_floats(&sp));
-    float *work = floats(lra_kernel_work_floats(&sp));
+    float *cache = atest_floats(lra_kernel_cache_floats(&sp));
+    float *work = atest_floats(lra_kernel_work_floats(&sp));
     const lra_kernel_cache c = lra_kernel_cache_view(&sp, cache);
     float V[T * DV], dO[T * DV], O[T * DV], dphi[T * R], dpsi[T * R], dV[T * DV], dV0[T * DV];
     float mask[T];
@@ -204,11 +145,11 @@ static void test_engine(lra_kernel_norm norm, const char *name, float eps)
     /* Positive features; keys 2 and 7 padded; query 0 has Φ = 0 (renormalisation and clamp
      * active) and query 1 a tiny Φ (clamped when eps = 1e-2). dV starts non-zero: it adds. */
     for (int j = 0; j < T; j++) mask[j] = j == 2 || j == 7 ? 0.0f : 1.0f;
-    fill_uniform(c.phi, T * R, lra_key(1, 1), 0.05f, 1.0f);
-    fill_uniform(c.psi, T * R, lra_key(1, 2), 0.05f, 1.0f);
-    fill_uniform(V, T * DV, lra_key(1, 3), -1.0f, 1.0f);
-    fill_uniform(dO, T * DV, lra_key(1, 4), -1.0f, 1.0f);
-    fill_uniform(dV0, T * DV, lra_key(1, 5), -1.0f, 1.0f);
+    atest_fill_range(c.phi, T * R, lra_key(1, 1), 0.05f, 1.0f);
+    atest_fill_range(c.psi, T * R, lra_key(1, 2), 0.05f, 1.0f);
+    atest_fill_range(V, T * DV, lra_key(1, 3), -1.0f, 1.0f);
+    atest_fill_range(dO, T * DV, lra_key(1, 4), -1.0f, 1.0f);
+    atest_fill_range(dV0, T * DV, lra_key(1, 5), -1.0f, 1.0f);
     for (int l = 0; l < R; l++) {
         c.phi[l] = 0.0f;
         c.phi[R + l] *= 1e-4f;
@@ -231,10 +172,10 @@ static void test_engine(lra_kernel_norm norm, const char *name, float eps)
         {"dV (added)", dV, dVr, T * DV}};
     for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++) {
         char what[96];
-        const double e = rel_err(cmp[i].got, cmp[i].ref, (size_t)cmp[i].n);
+        const double e = atest_rel_err(cmp[i].got, cmp[i].ref, (size_t)cmp[i].n);
         snprintf(what, sizeof what, "engine %s: %s matches double A-matrix form", name,
                  cmp[i].what);
-        check(e <= TOL_ENGINE, what, "max err / max |ref| = %.2e", e);
+        atest_check(e <= TOL_ENGINE, what, "max err / max |ref| = %.2e", e);
     }
     lra_free(cache);
     lra_free(work);
@@ -242,33 +183,7 @@ static void test_engine(lra_kernel_norm norm, const char *name, float eps)
 
 /* ---- variant instances ------------------------------------------------------------------ */
 
-/* One variant on one shape, its inputs and gradient buffers. */
-typedef struct inst {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    size_t nx;                        /* floats in each of q, k, v */
-    float *q, *k, *v, *out, *r;       /* (B, H, T, Dh); r weighs L = Σ out∘r, so dout = r */
-    float *dq, *dk, *dv;              /* (B, H, T, Dh) */
-    float *mask;                      /* (B, T) */
-} inst;
-
-static int apply_options(const lra_attention *a, void *priv, const char *list, char *why,
-                         size_t whylen)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            snprintf(why, whylen, "'%s' is not name=value", kv);
-            return 1;
-        }
-        *eq = 0;
-        if (lra_opts_set(a->options, priv, kv, eq + 1, why, whylen) != 0) return 1;
-    }
-    return 0;
-}
+typedef atest_run inst;
 
 /* Variant `name` with options `opts` on (B, H, T, Dh); batches b >= 1 have their last `pad`
  * keys padded. Inputs: q, k uniform in (−amp, amp), v and r in (−1, 1), from `data`. Dies on
@@ -276,57 +191,14 @@ static int apply_options(const lra_attention *a, void *priv, const char *list, c
 static void inst_open(inst *s, const char *name, const char *opts, int B, int H, int T, int D,
                       int pad, float amp, uint64_t seed, uint64_t data)
 {
-    memset(s, 0, sizeof *s);
-    s->a = lra_attn_find(name);
-    if (!s->a) lra_die("variant '%s' is not registered", name);
-    lra_attn_ctx *c = &s->ctx;
-    c->shape = (lra_attn_shape){.batch = B, .heads = H, .len = T, .dim = D, .max_len = T};
-    c->priv = lra_alloc(s->a->priv_size ? s->a->priv_size : 1, "options");
-    lra_opts_defaults(s->a->options, c->priv);
-    char why[256] = "";
-    if (opts && apply_options(s->a, c->priv, opts, why, sizeof why))
-        lra_die("%s '%s': %s", name, opts, why);
-    s->mask = floats((size_t)B * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) s->mask[b * T + t] = b >= 1 && t >= T - pad ? 0.0f : 1.0f;
-    c->key_mask = s->mask;
-    c->seed = seed;
-    c->threads = 2;
-    s->a->sizes(c, &s->sz);
-    c->params = floats(s->sz.n_params);
-    c->dparams = floats(s->sz.n_params);
-    c->state = floats(s->sz.n_state);
-    c->cache = floats(s->sz.n_cache);
-    c->scratch = floats(s->sz.n_scratch);
-    s->nx = (size_t)B * H * T * D;
-    float **bufs[] = {&s->q, &s->k, &s->v, &s->out, &s->r, &s->dq, &s->dk, &s->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(s->nx);
-    fill_uniform(s->q, s->nx, lra_key(data, 1), -amp, amp);
-    fill_uniform(s->k, s->nx, lra_key(data, 2), -amp, amp);
-    fill_uniform(s->v, s->nx, lra_key(data, 3), -1.0f, 1.0f);
-    fill_uniform(s->r, s->nx, lra_key(data, 4), -1.0f, 1.0f);
-    if (s->a->init(c, why, sizeof why) != LRA_ATTN_OK) lra_die("%s '%s': %s", name, opts, why);
-}
-
-static void inst_close(inst *s)
-{
-    lra_attn_ctx *c = &s->ctx;
-    if (s->a->free) s->a->free(c);
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, s->mask,
-                    s->q, s->k, s->v, s->out, s->r, s->dq, s->dk, s->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-static void inst_forward(inst *s) { s->a->forward(&s->ctx, s->q, s->k, s->v, s->out); }
-
-/* Zero the gradients, forward, backward with dout = r. */
-static void inst_gradients(inst *s)
-{
-    memset(s->dq, 0, s->nx * sizeof(float));
-    memset(s->dk, 0, s->nx * sizeof(float));
-    memset(s->dv, 0, s->nx * sizeof(float));
-    inst_forward(s);
-    s->a->backward(&s->ctx, s->q, s->k, s->v, s->out, s->r, s->dq, s->dk, s->dv);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = T},
+        .seed = seed,
+        .threads = 2,
+    };
+    atest_run_open_or_die(s, name, &settings, opts);
+    atest_run_pad_last_keys(s, pad);
+    atest_run_fill_range(s, data, amp);
 }
 
 /* ---- (b) double references of the variants -------------------------------------------- */
@@ -450,8 +322,8 @@ static void ref_variant(const inst *s, const ref_map *f, const b3_ref *b, double
     const lra_attn_shape *sh = &s->ctx.shape;
     const int T = sh->len, D = sh->dim, r = ref_r(f);
     const size_t TD = (size_t)T * D;
-    double *Phi = doubles((size_t)T * r), *Psi = doubles((size_t)T * r);
-    double *dPhi = doubles((size_t)T * r), *dPsi = doubles((size_t)T * r);
+    double *Phi = atest_doubles((size_t)T * r), *Psi = atest_doubles((size_t)T * r);
+    double *dPhi = atest_doubles((size_t)T * r), *dPsi = atest_doubles((size_t)T * r);
     for (int bh = 0; bh < sh->batch * sh->heads; bh++) {
         const float *mask = s->mask + (size_t)(bh / sh->heads) * T;
         ref_features(f, s->q + bh * TD, T, NULL, Phi);
@@ -475,15 +347,15 @@ static void test_variant_reference(const char *name, const char *opts, fmap kind
     inst_open(&s, name, opts, B, H, T, D, PAD, 1.5f, 7, 101);
     const ref_map f = {.kind = kind, .W = s.ctx.state, .m = M, .d = D};
     const b3_ref b = {.norm = norm, .eps = eps, .T = T, .r = ref_r(&f), .dv = D};
-    double *ref = doubles(4 * s.nx); /* out, dq, dk, dv */
-    inst_gradients(&s);
+    double *ref = atest_doubles(4 * s.nx); /* out, dq, dk, dv */
+    atest_run_gradients(&s);
     ref_variant(&s, &f, &b, ref, ref + s.nx, ref + 2 * s.nx, ref + 3 * s.nx);
     const float *got[] = {s.out, s.dq, s.dk, s.dv};
     const char *what[] = {"out", "dq", "dk", "dv"};
     double worst = 0.0;
     int worst_i = 0;
     for (int i = 0; i < 4; i++) {
-        const double e = rel_err(got[i], ref + i * s.nx, s.nx);
+        const double e = atest_rel_err(got[i], ref + i * s.nx, s.nx);
         if (!(e <= worst)) {
             worst = e;
             worst_i = i;
@@ -491,10 +363,10 @@ static void test_variant_reference(const char *name, const char *opts, fmap kind
     }
     char line[160];
     snprintf(line, sizeof line, "%s %s: out, dq, dk, dv match double reference", name, opts);
-    check(worst <= TOL_VARIANT, line, "worst %s, max err / max |ref| = %.2e", what[worst_i],
-          worst);
+    atest_check(worst <= TOL_VARIANT, line, "worst %s, max err / max |ref| = %.2e", what[worst_i],
+                worst);
     lra_free(ref);
-    inst_close(&s);
+    atest_run_close(&s);
 }
 
 /* Feature draws: rows within a block of Dh are orthonormal up to their norms; row norms are √d
@@ -523,21 +395,11 @@ static void test_draws(void)
         char what[96];
         snprintf(what, sizeof what, "draw m=%d d=%d scaling=%d: rows of each block orthogonal",
                  M, D, scalings[si]);
-        check(worst_cos < 1e-6, what, "worst |cos| %.1e", worst_cos);
+        atest_check(worst_cos < 1e-6, what, "worst |cos| %.1e", worst_cos);
         if (scalings[si] == LRA_KERNEL_SCALE_SQRTD)
-            check(worst_norm < 1e-5, "draw scaling=1: row norms sqrt(d)", "worst dev %.1e",
-                  worst_norm);
+            atest_check(worst_norm < 1e-5, "draw scaling=1: row norms sqrt(d)", "worst dev %.1e",
+                        worst_norm);
     }
-}
-
-/* Loss L = Σ out∘r in double, for lra_gradcheck. */
-static double inst_loss(void *arg)
-{
-    inst *s = arg;
-    inst_forward(s);
-    double l = 0.0;
-    for (size_t i = 0; i < s->nx; i++) l += (double)s->out[i] * s->r[i];
-    return l;
 }
 
 /* Hash of the ReLU pattern in the cached features (first 2·T·r floats of each slice block):
@@ -555,19 +417,20 @@ static void test_variant_gradcheck(const char *name, const char *opts, int relu)
 {
     inst s;
     inst_open(&s, name, opts, 2, 2, 8, 4, 3, 2.0f, 7, 202);
-    inst_gradients(&s);
+    atest_run_gradients(&s);
     lra_gradcheck_opts o = lra_gradcheck_defaults();
     if (relu) o.signature = inst_relu_signature;
     struct { const char *n; float *x; const float *g; } in[] = {
         {"q", s.q, s.dq}, {"k", s.k, s.dk}, {"v", s.v, s.dv}};
     for (int i = 0; i < 3; i++) {
-        const lra_gradcheck_result r = lra_gradcheck(inst_loss, &s, in[i].x, in[i].g, s.nx, &o);
+        const lra_gradcheck_result r =
+            lra_gradcheck(atest_run_loss, &s, in[i].x, in[i].g, s.nx, &o);
         char what[128];
         snprintf(what, sizeof what, "%s %s: gradient check %s", name, opts, in[i].n);
-        check(r.verdict != LRA_GC_FAIL, what, "worst rel err %.2e%s, %d skipped at kinks",
-              r.worst_rel, r.verdict == LRA_GC_WARN ? " (warn)" : "", r.skipped);
+        atest_check(r.verdict != LRA_GC_FAIL, what, "worst rel err %.2e%s, %d skipped at kinks",
+                    r.worst_rel, r.verdict == LRA_GC_WARN ? " (warn)" : "", r.skipped);
     }
-    inst_close(&s);
+    atest_run_close(&s);
 }
 
 /* ---- (c) unbiasedness of the positive random features --------------------------------- */
@@ -622,9 +485,9 @@ static void test_unbiased(void)
             snprintf(what, sizeof what, "unbiased %s, m=%d d=%d, pair %d (q.k/sqrt(d) = %+.2f)",
                      modes[mi].name, M, D, p, qk / sqrt((double)D));
             if (modes[mi].checked)
-                check(fabs(z) <= UNBIASED_SE, what,
-                      "mean %.4f vs exp %.4f: %+.2f standard errors (sd per draw %.3f)", mean,
-                      truth, z, sd);
+                atest_check(fabs(z) <= UNBIASED_SE, what,
+                            "mean %.4f vs exp %.4f: %+.2f standard errors (sd per draw %.3f)", mean,
+                            truth, z, sd);
             else
                 printf("INFO %s — mean %.4f vs exp %.4f: %+.2f standard errors (biased by "
                        "design, not checked)\n", what, mean, truth, z);
@@ -644,9 +507,9 @@ enum { APX_NF = sizeof apx_features / sizeof apx_features[0], APX_AT_256 = 4 };
 static void apx_open(inst *s, const char *name, const char *opts, uint64_t seed, float sd)
 {
     inst_open(s, name, opts, 1, APX_H, APX_T, APX_D, 0, 1.0f, seed, 303);
-    fill_normal(s->q, s->nx, lra_key(404, 1), sd);
-    fill_normal(s->k, s->nx, lra_key(404, 2), sd);
-    fill_normal(s->v, s->nx, lra_key(404, 3), 1.0f);
+    atest_fill_normal(s->q, s->nx, lra_key(404, 1), sd);
+    atest_fill_normal(s->k, s->nx, lra_key(404, 2), sd);
+    atest_fill_normal(s->v, s->nx, lra_key(404, 3), 1.0f);
 }
 
 /* Mean over feature seeds 1 … seeds of ‖O − O_softmax‖_F / ‖O_softmax‖_F; the worst in *worst. */
@@ -658,11 +521,11 @@ static double apx_error(const char *name, const char *opts, float sd, const floa
     for (int seed = 1; seed <= seeds; seed++) {
         inst s;
         apx_open(&s, name, opts, (uint64_t)seed, sd);
-        inst_forward(&s);
-        const double e = frobenius_rel(s.out, ref, s.nx);
+        atest_run_forward(&s);
+        const double e = atest_rel_frobenius_f(s.out, ref, s.nx);
         sum += e;
         *worst = fmax(*worst, e);
-        inst_close(&s);
+        atest_run_close(&s);
     }
     return sum / seeds;
 }
@@ -673,9 +536,9 @@ static double apx_reference(float sd, float *ref)
 {
     inst sm;
     apx_open(&sm, "softmax", NULL, 1, sd);
-    inst_forward(&sm);
+    atest_run_forward(&sm);
     memcpy(ref, sm.out, sm.nx * sizeof(float));
-    float *uni = floats(sm.nx);
+    float *uni = atest_floats(sm.nx);
     for (int bh = 0; bh < APX_H; bh++)
         for (int e = 0; e < APX_D; e++) {
             double m = 0.0;
@@ -683,9 +546,9 @@ static double apx_reference(float sd, float *ref)
             for (int i = 0; i < APX_T; i++)
                 uni[((size_t)bh * APX_T + i) * APX_D + e] = (float)(m / APX_T);
         }
-    const double err = frobenius_rel(uni, ref, sm.nx);
+    const double err = atest_rel_frobenius_f(uni, ref, sm.nx);
     lra_free(uni);
-    inst_close(&sm);
+    atest_run_close(&sm);
     return err;
 }
 
@@ -723,15 +586,15 @@ static void apx_check_falls(const double *err, const char *scale)
     snprintf(what, sizeof what, "performer softmax, logit sd %s: each doubling of m raises the "
              "error by at most 5%%", scale);
     if (at)
-        check(0, what, "m=%d: %.4f after %.4f", apx_features[at], err[at], err[at - 1]);
+        atest_check(0, what, "m=%d: %.4f after %.4f", apx_features[at], err[at], err[at - 1]);
     else
-        check(1, what, "holds for m = 16 ... 512");
+        atest_check(1, what, "holds for m = 16 ... 512");
 }
 
 static void test_approximation(void)
 {
     const size_t n = (size_t)APX_H * APX_T * APX_D;
-    float *ref = floats(n);
+    float *ref = atest_floats(n);
     double err[APX_NF];
 
     /* Logit sd 0.5: all three checks. */
@@ -739,10 +602,12 @@ static void test_approximation(void)
     const double uni_half = apx_reference(sd_half, ref);
     apx_sweep(sd_half, ref, uni_half, err);
     apx_check_falls(err, "0.5");
-    check(err[APX_NF - 1] < 0.5 * err[0], "performer softmax, logit sd 0.5: err(512) < 0.5 "
-          "err(16)", "%.4f vs %.4f", err[APX_NF - 1], err[0]);
-    check(err[APX_AT_256] < PERFORMER_BOUND_256, "performer softmax, logit sd 0.5: m=256 error "
-          "below bound", "%.4f < %.2f", err[APX_AT_256], PERFORMER_BOUND_256);
+    atest_check(err[APX_NF - 1] < 0.5 * err[0],
+                "performer softmax, logit sd 0.5: err(512) < 0.5 err(16)", "%.4f vs %.4f",
+                err[APX_NF - 1], err[0]);
+    atest_check(err[APX_AT_256] < PERFORMER_BOUND_256,
+                "performer softmax, logit sd 0.5: m=256 error below bound", "%.4f < %.2f",
+                err[APX_AT_256], PERFORMER_BOUND_256);
 
     /* Logit sd 1 (q, k entries N(0, 1), the scale at initialisation): the error still falls
      * with m, but towards the uniform baseline; see the header. */
@@ -764,7 +629,7 @@ static void test_redraw(void)
     enum { EVERY = 3, STEPS = 10 };
     inst s, t;
     inst_open(&s, "performer", "kernel=softmax,features=8,redraw=3", 2, 2, 8, 4, 3, 1.0f, 9, 5);
-    float *w0 = floats(s.sz.n_state), *prev = floats(s.sz.n_state);
+    float *w0 = atest_floats(s.sz.n_state), *prev = atest_floats(s.sz.n_state);
     memcpy(w0, s.ctx.state, s.sz.n_state * sizeof(float));
     memcpy(prev, w0, s.sz.n_state * sizeof(float));
 
@@ -775,7 +640,7 @@ static void test_redraw(void)
     s.ctx.training = 1;
     for (int step = 0; step <= STEPS; step++) {
         s.ctx.step = (uint64_t)step;
-        inst_forward(&s);
+        atest_run_forward(&s);
         const int changed = !state_equal(&s, prev), expect = step > 0 && step % EVERY == 0;
         if (changed != expect && ok) {
             ok = 0;
@@ -783,43 +648,44 @@ static void test_redraw(void)
         }
         memcpy(prev, s.ctx.state, s.sz.n_state * sizeof(float));
     }
-    check(ok, "redraw=3: features change at training steps 3, 6, 9 and at no other step", "%s",
-          bad);
+    atest_check(ok, "redraw=3: features change at training steps 3, 6, 9 and at no other step",
+                "%s", bad);
 
     /* Evaluation at a redraw step keeps the last training draw. */
     s.ctx.training = 0;
     s.ctx.step = 12;
-    inst_forward(&s);
-    check(state_equal(&s, prev), "redraw=3: no redraw in evaluation (step 12)", NULL);
+    atest_run_forward(&s);
+    atest_check(state_equal(&s, prev), "redraw=3: no redraw in evaluation (step 12)", NULL);
 
     /* A fresh instance with the same seed draws the same W at step 6; forward repeated at a
      * redraw step is idempotent. */
     inst_open(&t, "performer", "kernel=softmax,features=8,redraw=3", 2, 2, 8, 4, 3, 1.0f, 9, 5);
-    check(state_equal(&t, w0), "redraw: init draws the same W for the same seed", NULL);
+    atest_check(state_equal(&t, w0), "redraw: init draws the same W for the same seed", NULL);
     t.ctx.training = 1;
     t.ctx.step = 6;
-    inst_forward(&t);
+    atest_run_forward(&t);
     memcpy(prev, t.ctx.state, t.sz.n_state * sizeof(float));
-    inst_forward(&t);
+    atest_run_forward(&t);
     s.ctx.training = 1;
     s.ctx.step = 6;
-    inst_forward(&s);
-    check(state_equal(&t, prev) && state_equal(&s, prev),
-          "redraw: the draw is a function of (seed, step); repeating the step keeps it", NULL);
-    inst_close(&t);
+    atest_run_forward(&s);
+    atest_check(state_equal(&t, prev) && state_equal(&s, prev),
+                "redraw: the draw is a function of (seed, step); repeating the step keeps it",
+                NULL);
+    atest_run_close(&t);
 
     /* redraw=0 never redraws. */
     inst_open(&t, "performer", "kernel=softmax,features=8", 2, 2, 8, 4, 3, 1.0f, 9, 5);
     t.ctx.training = 1;
     for (int step = 0; step <= STEPS && ok; step++) {
         t.ctx.step = (uint64_t)step;
-        inst_forward(&t);
+        atest_run_forward(&t);
     }
-    check(state_equal(&t, w0), "redraw=0: features fixed over 10 training steps", NULL);
-    inst_close(&t);
+    atest_check(state_equal(&t, w0), "redraw=0: features fixed over 10 training steps", NULL);
+    atest_run_close(&t);
     lra_free(w0);
     lra_free(prev);
-    inst_close(&s);
+    atest_run_close(&s);
 }
 
 int main(void)
@@ -850,6 +716,5 @@ int main(void)
     test_approximation();
     test_redraw();
 
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

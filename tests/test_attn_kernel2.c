@@ -24,16 +24,14 @@
  * "N passed, N failed". Exit status 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
-#include "registry.h"
 #include "util.h"
 
 /* (a): float plugin against the double reference, max |err| / max |ref| per tensor. Measured
@@ -50,149 +48,23 @@ static const double TOL_REF_FFT = 5e-6; /* rpefft: FFT rounding over m·(Dh + 1)
 static const double TOL_SAME = 2e-6;    /* (b): measured 2.4e-7 */
 static const double FD_STEP = 1e-6;     /* central differences in double */
 
-static int n_pass, n_fail;
-
-LRA_PRINTF(3, 4) static void check(int ok, const char *what, const char *fmt, ...)
-{
-    char detail[256] = "";
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof detail, fmt, ap);
-        va_end(ap);
-    }
-    printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, *detail ? " — " : "", detail);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
-
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-static double *doubles(size_t n)
-{
-    return lra_alloc((n ? n : 1) * sizeof(double), "test buffer");
-}
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float lo, float hi)
-{
-    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * lra_uniform(key, i);
-}
-
-static void fill_normal(float *x, size_t n, uint64_t key, float sd)
-{
-    for (size_t i = 0; i < n; i++) x[i] = sd * lra_normal(key, i);
-}
-
-/* max |x − y| / max |y|; NaN gives INFINITY. */
-static double rel_err(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
-/* ‖x − y‖_F / ‖y‖_F. */
-static double frobenius_rel(const float *x, const float *y, size_t n)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
-        den += (double)y[i] * y[i];
-    }
-    return sqrt(num / den);
-}
-
 /* ---- variant instances ------------------------------------------------------------------ */
 
-typedef struct inst {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    size_t nx;                  /* floats in each of q, k, v */
-    float *q, *k, *v, *out, *r; /* (B, H, T, Dh); L = Σ out∘r, so dout = r */
-    float *dq, *dk, *dv;        /* (B, H, T, Dh) */
-    float *mask;                /* (B, T) */
-} inst;
-
-static int apply_options(const lra_attention *a, void *priv, const char *list, char *why,
-                         size_t whylen)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq) {
-            snprintf(why, whylen, "'%s' is not name=value", kv);
-            return 1;
-        }
-        *eq = 0;
-        if (lra_opts_set(a->options, priv, kv, eq + 1, why, whylen) != 0) return 1;
-    }
-    return 0;
-}
+typedef atest_run inst;
 
 /* Variant `name` with options `opts` on (B, H, T, Dh) and max_len; batches b >= 1 have their
  * last `pad` keys padded. q, k uniform in (−amp, amp), v and r in (−1, 1), from `data`. */
 static void inst_open(inst *s, const char *name, const char *opts, int B, int H, int T, int D,
                       int max_len, int pad, float amp, uint64_t data)
 {
-    memset(s, 0, sizeof *s);
-    s->a = lra_attn_find(name);
-    if (!s->a) lra_die("variant '%s' is not registered", name);
-    lra_attn_ctx *c = &s->ctx;
-    c->shape = (lra_attn_shape){.batch = B, .heads = H, .len = T, .dim = D, .max_len = max_len};
-    c->priv = lra_alloc(s->a->priv_size ? s->a->priv_size : 1, "options");
-    lra_opts_defaults(s->a->options, c->priv);
-    char why[256] = "";
-    if (opts && apply_options(s->a, c->priv, opts, why, sizeof why))
-        lra_die("%s '%s': %s", name, opts, why);
-    s->mask = floats((size_t)B * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) s->mask[b * T + t] = b >= 1 && t >= T - pad ? 0.0f : 1.0f;
-    c->key_mask = s->mask;
-    c->seed = 11;
-    c->threads = 2;
-    s->a->sizes(c, &s->sz);
-    c->params = floats(s->sz.n_params);
-    c->dparams = floats(s->sz.n_params);
-    c->state = floats(s->sz.n_state);
-    c->cache = floats(s->sz.n_cache);
-    c->scratch = floats(s->sz.n_scratch);
-    s->nx = (size_t)B * H * T * D;
-    float **bufs[] = {&s->q, &s->k, &s->v, &s->out, &s->r, &s->dq, &s->dk, &s->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(s->nx);
-    fill_uniform(s->q, s->nx, lra_key(data, 1), -amp, amp);
-    fill_uniform(s->k, s->nx, lra_key(data, 2), -amp, amp);
-    fill_uniform(s->v, s->nx, lra_key(data, 3), -1.0f, 1.0f);
-    fill_uniform(s->r, s->nx, lra_key(data, 4), -1.0f, 1.0f);
-    if (s->a->init(c, why, sizeof why) != LRA_ATTN_OK) lra_die("%s '%s': %s", name, opts, why);
-}
-
-static void inst_close(inst *s)
-{
-    lra_attn_ctx *c = &s->ctx;
-    if (s->a->free) s->a->free(c);
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, s->mask,
-                    s->q, s->k, s->v, s->out, s->r, s->dq, s->dk, s->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-static void inst_forward(inst *s) { s->a->forward(&s->ctx, s->q, s->k, s->v, s->out); }
-
-/* Zero all gradients, forward, backward with dout = r. */
-static void inst_gradients(inst *s)
-{
-    memset(s->dq, 0, s->nx * sizeof(float));
-    memset(s->dk, 0, s->nx * sizeof(float));
-    memset(s->dv, 0, s->nx * sizeof(float));
-    if (s->sz.n_params) memset(s->ctx.dparams, 0, s->sz.n_params * sizeof(float));
-    inst_forward(s);
-    s->a->backward(&s->ctx, s->q, s->k, s->v, s->out, s->r, s->dq, s->dk, s->dv);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = max_len},
+        .seed = 11,
+        .threads = 2,
+    };
+    atest_run_open_or_die(s, name, &settings, opts);
+    atest_run_pad_last_keys(s, pad);
+    atest_run_fill_range(s, data, amp);
 }
 
 /* ---- (a) double references: explicit weights A_ij, then o_i = Σ_j A_ij v_j / den_i -------- */
@@ -324,7 +196,8 @@ static void ref_forward(const inst *s, const ref_cfg *cf, const ref_in *in, doub
 {
     const lra_attn_shape *sh = &s->ctx.shape;
     const int T = sh->len, d = sh->dim, r = cf->features > 0 ? cf->features : 1;
-    double *Phi = doubles((size_t)T * r), *Psi = doubles((size_t)T * r), *A = doubles(T);
+    double *Phi = atest_doubles((size_t)T * r), *Psi = atest_doubles((size_t)T * r);
+    double *A = atest_doubles(T);
     for (int bh = 0; bh < sh->batch * sh->heads; bh++) {
         const double *V = in->v + (size_t)bh * T * d;
         ref_features(s, cf, in, bh, Phi, Psi);
@@ -371,7 +244,7 @@ static void ref_fd(const inst *s, const ref_cfg *cf, ref_in *in, double *x, size
 
 static double *to_doubles(const float *x, size_t n)
 {
-    double *y = doubles(n);
+    double *y = atest_doubles(n);
     for (size_t i = 0; i < n; i++) y[i] = x[i];
     return y;
 }
@@ -387,17 +260,18 @@ static void test_reference(const char *name, const char *opts, const ref_cfg *cf
     inst_open(&s, name, opts, B, H, T, D, max_len, PAD, 1.5f, 707);
     if (setup) setup(&s);
     float *own_cache = s.ctx.cache, *own_scratch = s.ctx.scratch;
-    float *cache1 = floats(s.sz.n_cache + 1), *scratch1 = floats(s.sz.n_scratch + 1);
+    float *cache1 = atest_floats(s.sz.n_cache + 1), *scratch1 = atest_floats(s.sz.n_scratch + 1);
     if (misalign) {
         s.ctx.cache = cache1 + 1;
         s.ctx.scratch = scratch1 + 1;
     }
-    inst_gradients(&s);
+    atest_run_gradients(&s);
 
     const size_t np = s.sz.n_params;
     ref_in in = {to_doubles(s.q, s.nx), to_doubles(s.k, s.nx), to_doubles(s.v, s.nx),
                  to_doubles(s.ctx.params, np)};
-    double *out = doubles(s.nx), *scratch = doubles(s.nx), *g = doubles(s.nx + np);
+    double *out = atest_doubles(s.nx), *scratch = atest_doubles(s.nx);
+    double *g = atest_doubles(s.nx + np);
     ref_forward(&s, cf, &in, out);
     const struct { const char *what; const float *got; double *x; size_t n; } cmp[] = {
         {"out", s.out, NULL, s.nx}, {"dq", s.dq, in.q, s.nx}, {"dk", s.dk, in.k, s.nx},
@@ -409,17 +283,17 @@ static void test_reference(const char *name, const char *opts, const ref_cfg *cf
             ref_fd(&s, cf, &in, cmp[i].x, cmp[i].n, g, scratch);
             ref = g;
         }
-        const double e = rel_err(cmp[i].got, ref, cmp[i].n);
+        const double e = atest_rel_err(cmp[i].got, ref, cmp[i].n);
         char what[160];
         snprintf(what, sizeof what, "%s: %s matches the double reference%s", label, cmp[i].what,
                  cmp[i].x ? " (central differences)" : "");
-        check(e <= tol, what, "max err / max |ref| = %.2e (bound %.0e)", e, tol);
+        atest_check(e <= tol, what, "max err / max |ref| = %.2e (bound %.0e)", e, tol);
     }
     void *bufs[] = {in.q, in.k, in.v, in.p, out, scratch, g, cache1, scratch1};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
     s.ctx.cache = own_cache;
     s.ctx.scratch = own_scratch;
-    inst_close(&s);
+    atest_run_close(&s);
 }
 
 /* ffkernel: parameters ×4 after init, so that the pre-activations of both layers reach |a| of
@@ -433,7 +307,7 @@ static void ffk_wide_weights(inst *s)
 /* rpefft: random biases N(0, 0.5²) instead of init's zeros, so that c_{j−i} is not symmetric. */
 static void rpe_random_biases(inst *s)
 {
-    fill_normal(s->ctx.params, s->sz.n_params, lra_key(909, 1), 0.5f);
+    atest_fill_normal(s->ctx.params, s->sz.n_params, lra_key(909, 1), 0.5f);
 }
 
 /* ---- (b) rpefft at b = 0 is FAVOR+ ----------------------------------------------------- */
@@ -443,15 +317,16 @@ static void test_rpe_is_favor(void)
     inst a, b;
     inst_open(&a, "rpefft", "features=24", 2, 2, 37, 4, 37, 6, 1.5f, 808);
     inst_open(&b, "performer", "kernel=softmax,features=24", 2, 2, 37, 4, 37, 6, 1.5f, 808);
-    inst_forward(&a);
-    inst_forward(&b);
+    atest_run_forward(&a);
+    atest_run_forward(&b);
     double *ref = to_doubles(b.out, b.nx);
-    const double e = rel_err(a.out, ref, a.nx);
-    check(e <= TOL_SAME, "rpefft with b = 0 equals performer kernel=softmax (same seed, m 24)",
-          "max err / max |ref| = %.2e (bound %.0e)", e, TOL_SAME);
+    const double e = atest_rel_err(a.out, ref, a.nx);
+    atest_check(e <= TOL_SAME,
+                "rpefft with b = 0 equals performer kernel=softmax (same seed, m 24)",
+                "max err / max |ref| = %.2e (bound %.0e)", e, TOL_SAME);
     lra_free(ref);
-    inst_close(&a);
-    inst_close(&b);
+    atest_run_close(&a);
+    atest_run_close(&b);
 }
 
 /* ---- (c) distance from exact softmax ---------------------------------------------------- */
@@ -463,9 +338,9 @@ enum { APX_T = 256, APX_D = 32, APX_H = 2 };
 static void apx_open(inst *s, const char *name, const char *opts, float sd)
 {
     inst_open(s, name, opts, 1, APX_H, APX_T, APX_D, APX_T, 0, 1.0f, 303);
-    fill_normal(s->q, s->nx, lra_key(404, 1), sd);
-    fill_normal(s->k, s->nx, lra_key(404, 2), sd);
-    fill_normal(s->v, s->nx, lra_key(404, 3), 1.0f);
+    atest_fill_normal(s->q, s->nx, lra_key(404, 1), sd);
+    atest_fill_normal(s->k, s->nx, lra_key(404, 2), sd);
+    atest_fill_normal(s->v, s->nx, lra_key(404, 3), 1.0f);
 }
 
 static void test_distance(void)
@@ -479,12 +354,12 @@ static void test_distance(void)
     };
     inst sm;
     apx_open(&sm, "softmax", NULL, sd);
-    inst_forward(&sm);
+    atest_run_forward(&sm);
     printf("INFO distance from exact softmax attention, T=%d Dh=%d, logit sd 0.5, relative "
            "Frobenius error of the output (no bound: these are different attention "
            "functions)\n", APX_T, APX_D);
     /* Uniform attention (the mean of v over the keys) knows nothing about q and k. */
-    float *uni = floats(sm.nx);
+    float *uni = atest_floats(sm.nx);
     for (int bh = 0; bh < APX_H; bh++)
         for (int e = 0; e < APX_D; e++) {
             double mean = 0.0;
@@ -493,17 +368,17 @@ static void test_distance(void)
                 uni[((size_t)bh * APX_T + i) * APX_D + e] = (float)(mean / APX_T);
         }
     printf("INFO   %-9s %-32s %.4f\n", "uniform", "baseline: mean of v",
-           frobenius_rel(uni, sm.out, sm.nx));
+           atest_rel_frobenius_f(uni, sm.out, sm.nx));
     lra_free(uni);
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         inst s;
         apx_open(&s, vars[i].name, vars[i].opts, sd);
-        inst_forward(&s);
+        atest_run_forward(&s);
         printf("INFO   %-9s %-32s %.4f\n", vars[i].name, vars[i].what,
-               frobenius_rel(s.out, sm.out, s.nx));
-        inst_close(&s);
+               atest_rel_frobenius_f(s.out, sm.out, s.nx));
+        atest_run_close(&s);
     }
-    inst_close(&sm);
+    atest_run_close(&sm);
 }
 
 int main(void)
@@ -542,6 +417,5 @@ int main(void)
     test_rpe_is_favor();
     test_distance();
 
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

@@ -17,58 +17,24 @@
  * 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "gradcheck.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
-#include "registry.h"
 #include "util.h"
 
 enum { BATCH = 2, HEADS = 2, DIM = 8, THREADS = 2 };
 static const uint64_t TEST_SEED = 20240613;
 static const double TOL_REFERENCE = 1e-5; /* relative to the largest reference value */
 
-static int n_pass, n_fail;
-
-LRA_PRINTF(3, 4) static void report(int ok, const char *what, const char *fmt, ...)
-{
-    char detail[320] = "";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    printf("%s %s — %s\n", ok ? "PASS" : "FAIL", what, detail);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
-
 /* ---- one variant on one shape ------------------------------------------------------------- */
 
-typedef struct run {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    int T, N;                /* len, max_len; batch, heads and dim are the constants above */
-    size_t nx;               /* floats in each of q, k, v: B·H·T·Dh */
-    float *q, *k, *v, *out;  /* (B, H, T, Dh) */
-    float *r;                /* (B, H, T, Dh) weights of L = Σ out∘r, so dout = r */
-    float *dq, *dk, *dv;     /* (B, H, T, Dh) */
-    float *mask;             /* (B, T) */
-} run;
-
-static float *floats(size_t n) { return lra_alloc(n * sizeof(float), "test buffer"); }
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
+/* A variant on (BATCH, HEADS, len, DIM) with max_len >= len (N in the references). */
+typedef atest_run run;
 
 /* Batch 0 has no padding; batch 1 pads its last 7 tokens and token 2 (a hole, not a tail). */
 static void set_mask(run *r, int padded)
@@ -82,97 +48,14 @@ static void set_mask(run *r, int padded)
  * Dies on a rejected option or init: every set-up here is meant to be valid. */
 static void run_open(run *r, const char *name, int len, int max_len, int padded, const char *opt)
 {
-    memset(r, 0, sizeof *r);
-    r->a = lra_attn_find(name);
-    if (!r->a) lra_die("no attention variant named '%s'", name);
-    r->T = len;
-    r->N = max_len;
-    r->nx = (size_t)BATCH * HEADS * len * DIM;
-    lra_attn_ctx *c = &r->ctx;
-    c->shape = (lra_attn_shape){.batch = BATCH, .heads = HEADS, .len = len, .dim = DIM,
-                                .max_len = max_len};
-    c->priv = lra_alloc(r->a->priv_size, "plugin options");
-    lra_opts_defaults(r->a->options, c->priv);
-    char buf[256], why[256];
-    snprintf(buf, sizeof buf, "%s", opt);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        LRA_ASSERT(eq);
-        *eq = 0;
-        if (lra_opts_set(r->a->options, c->priv, kv, eq + 1, why, sizeof why) != 0)
-            lra_die("%s: %s", name, why);
-    }
-    r->mask = floats((size_t)BATCH * len);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = BATCH, .heads = HEADS, .len = len, .dim = DIM, .max_len = max_len},
+        .seed = TEST_SEED,
+        .threads = THREADS,
+    };
+    atest_run_open_or_die(r, name, &settings, opt);
     set_mask(r, padded);
-    c->key_mask = r->mask;
-    c->seed = TEST_SEED;
-    c->threads = THREADS;
-    r->a->sizes(c, &r->sz);
-    c->params = floats(r->sz.n_params);
-    c->dparams = floats(r->sz.n_params);
-    c->state = floats(r->sz.n_state);
-    c->cache = floats(r->sz.n_cache);
-    c->scratch = floats(r->sz.n_scratch);
-    float **bufs[] = {&r->q, &r->k, &r->v, &r->out, &r->r, &r->dq, &r->dk, &r->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(r->nx);
-    fill_uniform(r->q, r->nx, lra_key(TEST_SEED, 1), 2.0f);
-    fill_uniform(r->k, r->nx, lra_key(TEST_SEED, 2), 2.0f);
-    fill_uniform(r->v, r->nx, lra_key(TEST_SEED, 3), 1.0f);
-    fill_uniform(r->r, r->nx, lra_key(TEST_SEED, 4), 1.0f);
-    if (r->a->init(c, why, sizeof why) != LRA_ATTN_OK) lra_die("%s (%s): %s", name, opt, why);
-}
-
-static void run_close(run *r)
-{
-    lra_attn_ctx *c = &r->ctx;
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, r->q, r->k,
-                    r->v, r->out, r->r, r->dq, r->dk, r->dv, r->mask};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-static void forward(run *r) { r->a->forward(&r->ctx, r->q, r->k, r->v, r->out); }
-
-/* Fresh gradients at the current inputs: zero, forward, backward with dout = r. */
-static void gradients(run *r)
-{
-    memset(r->dq, 0, r->nx * sizeof(float));
-    memset(r->dk, 0, r->nx * sizeof(float));
-    memset(r->dv, 0, r->nx * sizeof(float));
-    memset(r->ctx.dparams, 0, r->sz.n_params * sizeof(float));
-    forward(r);
-    r->a->backward(&r->ctx, r->q, r->k, r->v, r->out, r->r, r->dq, r->dk, r->dv);
-}
-
-static double loss(void *arg)
-{
-    run *r = arg;
-    forward(r);
-    double l = 0.0;
-    for (size_t i = 0; i < r->nx; i++) l += (double)r->out[i] * r->r[i];
-    return l;
-}
-
-/* max |x − y| / max |y|; a NaN anywhere gives INFINITY. */
-static double rel_diff(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
-/* ‖x − y‖ / ‖y‖ (Frobenius). */
-static double rel_frobenius(const float *x, const double *y, size_t n)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        num += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
-        den += y[i] * y[i];
-    }
-    return sqrt(num / fmax(den, 1e-300));
+    atest_run_fill(r, TEST_SEED, 2.0f);
 }
 
 /* ---- double references -------------------------------------------------------------------- */
@@ -265,13 +148,14 @@ typedef struct lin_cfg {
 static void ref_project(const run *r, const lin_cfg *c, const float *E, const float *X,
                         const float *m, double *Xm, double *Xb)
 {
+    const int N = r->ctx.shape.max_len;
     for (int j = 0; j < r->T; j++)
         for (int e = 0; e < DIM; e++)
             Xm[j * DIM + e] = !c->mask_keys || m[j] != 0.0f ? X[j * DIM + e] : 0.0;
     for (int u = 0; u < c->k; u++)
         for (int e = 0; e < DIM; e++) {
             double acc = 0.0;
-            for (int j = 0; j < r->T; j++) acc += (double)E[(size_t)u * r->N + j] * Xm[j * DIM + e];
+            for (int j = 0; j < r->T; j++) acc += (double)E[(size_t)u * N + j] * Xm[j * DIM + e];
             Xb[u * DIM + e] = acc;
         }
 }
@@ -280,12 +164,13 @@ static void ref_project(const run *r, const lin_cfg *c, const float *E, const fl
 static void ref_project_backward(const run *r, const lin_cfg *c, const float *E, const double *Xm,
                                  const float *m, const double *dXb, double *dE, double *dX)
 {
+    const int N = r->ctx.shape.max_len;
     for (int u = 0; u < c->k; u++)
         for (int j = 0; j < r->T; j++)
             for (int e = 0; e < DIM; e++) {
-                dE[(size_t)u * r->N + j] += dXb[u * DIM + e] * Xm[j * DIM + e];
+                dE[(size_t)u * N + j] += dXb[u * DIM + e] * Xm[j * DIM + e];
                 if (!c->mask_keys || m[j] != 0.0f)
-                    dX[j * DIM + e] += (double)E[(size_t)u * r->N + j] * dXb[u * DIM + e];
+                    dX[j * DIM + e] += (double)E[(size_t)u * N + j] * dXb[u * DIM + e];
             }
 }
 
@@ -293,8 +178,8 @@ static void ref_project_backward(const run *r, const lin_cfg *c, const float *E,
  * live when a real token contributes to it (see attention/linformer.c); always, without mask. */
 static void ref_linformer(const run *r, const lin_cfg *c, ref *f)
 {
-    const int T = r->T, K = c->k;
-    const size_t mat = (size_t)K * r->N, TD = (size_t)T * DIM, kD = (size_t)K * DIM;
+    const int T = r->T, N = r->ctx.shape.max_len, K = c->k;
+    const size_t mat = (size_t)K * N, TD = (size_t)T * DIM, kD = (size_t)K * DIM;
     const double s = 1.0 / sqrt((double)DIM);
     double *w = lra_alloc((4 * TD + 5 * kD + 2 * (size_t)T * K + K) * sizeof(double), "ref");
     double *Km = w, *Vm = Km + TD, *Kb = Vm + TD, *Vb = Kb + kD, *dKb = Vb + kD, *dVb = dKb + kD;
@@ -310,7 +195,7 @@ static void ref_linformer(const run *r, const lin_cfg *c, ref *f)
         ref_project(r, c, F, r->v + base, m, Vm, Vb);
         for (int u = 0; u < K; u++) {
             live[u] = !c->mask_keys;
-            for (int j = 0; j < T; j++) live[u] += m[j] != 0.0f && E[(size_t)u * r->N + j] != 0.0f;
+            for (int j = 0; j < T; j++) live[u] += m[j] != 0.0f && E[(size_t)u * N + j] != 0.0f;
         }
         for (int i = 0; i < T; i++)
             for (int u = 0; u < K; u++) {
@@ -356,7 +241,7 @@ static dense_at dense_offsets(int N, int h)
 static void ref_synthetic(const run *r, const syn_cfg *c, int h, const float *q, double *B,
                           double *Z)
 {
-    const int T = r->T, N = r->N, K = c->k;
+    const int T = r->T, N = r->ctx.shape.max_len, K = c->k;
     const float *p = r->ctx.params;
     for (int i = 0; i < T; i++)
         for (int j = 0; j < T; j++) {
@@ -389,7 +274,7 @@ static void ref_synthetic(const run *r, const syn_cfg *c, int h, const float *q,
 static void ref_synthetic_backward(const run *r, const syn_cfg *c, int h, const float *q,
                                    const double *dS, const double *Z, double *dp, double *dq)
 {
-    const int T = r->T, N = r->N, K = c->k;
+    const int T = r->T, N = r->ctx.shape.max_len, K = c->k;
     const float *p = r->ctx.params;
     const size_t nr1 = (size_t)HEADS * N * K;
     for (int i = 0; i < T; i++)
@@ -460,18 +345,18 @@ static void ref_synthesizer(const run *r, const syn_cfg *c, ref *f)
 /* Compares out, dq, dk, dv and dparams with the reference; one line. */
 static void check_against(run *r, const ref *f, const char *what)
 {
-    gradients(r);
+    atest_run_gradients(r);
     const float *got[] = {r->out, r->dq, r->dk, r->dv, r->ctx.dparams};
     const double *want[] = {f->o, f->dq, f->dk, f->dv, f->dp};
     const size_t n[] = {r->nx, r->nx, r->nx, r->nx, r->sz.n_params};
     double err[5];
     int ok = 1;
     for (int i = 0; i < 5; i++) {
-        err[i] = n[i] ? rel_diff(got[i], want[i], n[i]) : 0.0;
+        err[i] = n[i] ? atest_rel_err(got[i], want[i], n[i]) : 0.0;
         ok &= err[i] <= TOL_REFERENCE;
     }
-    report(ok, what, "rel err out %.1e, dq %.1e, dk %.1e, dv %.1e, dparams %.1e", err[0], err[1],
-           err[2], err[3], err[4]);
+    atest_check(ok, what, "rel err out %.1e, dq %.1e, dk %.1e, dv %.1e, dparams %.1e", err[0],
+                err[1], err[2], err[3], err[4]);
 }
 
 /* ---- linformer ---------------------------------------------------------------------------- */
@@ -492,7 +377,7 @@ static void linformer_reference_checks(void)
             snprintf(what, sizeof what, "linformer T=37 max_len=40 %s: double reference", opt);
             check_against(&r, &f, what);
             ref_free(&f);
-            run_close(&r);
+            atest_run_close(&r);
         }
 }
 
@@ -503,18 +388,18 @@ static void linformer_mask_keys_check(void)
         run a, b;
         run_open(&a, "linformer", 37, 40, padded, "k=12,mask_keys=true");
         run_open(&b, "linformer", 37, 40, padded, "k=12,mask_keys=false");
-        forward(&a);
-        forward(&b);
+        atest_run_forward(&a);
+        atest_run_forward(&b);
         double *ya = lra_alloc(a.nx * sizeof(double), "test");
         for (size_t i = 0; i < a.nx; i++) ya[i] = a.out[i];
-        const double d = rel_diff(b.out, ya, a.nx);
+        const double d = atest_rel_err(b.out, ya, a.nx);
         const int ok = padded ? d > 1e-3 : !memcmp(a.out, b.out, a.nx * sizeof(float));
-        report(ok, padded ? "linformer mask_keys=false differs with padding"
-                          : "linformer mask_keys=false identical without padding",
-               "rel diff %.2e", d);
+        atest_check(ok, padded ? "linformer mask_keys=false differs with padding"
+                               : "linformer mask_keys=false identical without padding",
+                    "rel diff %.2e", d);
         lra_free(ya);
-        run_close(&a);
-        run_close(&b);
+        atest_run_close(&a);
+        atest_run_close(&b);
     }
 }
 
@@ -528,17 +413,17 @@ static void linformer_identity_check(int len, int max_len)
     ref f = ref_alloc(&r);
     ref_softmax(&r, &f);
     memset(f.dp, 0, r.sz.n_params * sizeof(double)); /* not compared: softmax has no params */
-    gradients(&r);
+    atest_run_gradients(&r);
     memset(r.ctx.dparams, 0, r.sz.n_params * sizeof(float));
     const float *got[] = {r.out, r.dq, r.dk, r.dv};
     const double *want[] = {f.o, f.dq, f.dk, f.dv};
     double worst = 0.0;
-    for (int i = 0; i < 4; i++) worst = fmax(worst, rel_diff(got[i], want[i], r.nx));
+    for (int i = 0; i < 4; i++) worst = fmax(worst, atest_rel_err(got[i], want[i], r.nx));
     snprintf(what, sizeof what, "linformer identity limit = softmax (T=%d, max_len=%d)", len,
              max_len);
-    report(worst <= TOL_REFERENCE, what, "worst rel err over out, dq, dk, dv %.2e", worst);
+    atest_check(worst <= TOL_REFERENCE, what, "worst rel err over out, dq, dk, dv %.2e", worst);
     ref_free(&f);
-    run_close(&r);
+    atest_run_close(&r);
 }
 
 /* Parameters are sized by max_len and sliced to len: columns ≥ len get no gradient and do not
@@ -548,7 +433,7 @@ static void linformer_slicing_check(void)
     enum { LEN = 20, MAXLEN = 32 };
     run r;
     run_open(&r, "linformer", LEN, MAXLEN, 1, "k=6,share=none");
-    gradients(&r);
+    atest_run_gradients(&r);
     /* Batch 0 is unpadded, so every column < len is real in some sequence. */
     int zero_beyond = 1, live_real = 1;
     for (size_t u = 0; u < r.sz.n_params / MAXLEN; u++)
@@ -559,19 +444,19 @@ static void linformer_slicing_check(void)
             else
                 live_real &= g != 0.0f;
         }
-    report(zero_beyond && live_real, "linformer len=20 max_len=32: dE, dF zero beyond len",
-           "columns >= len all zero: %s; real columns non-zero: %s", zero_beyond ? "yes" : "no",
-           live_real ? "yes" : "no");
+    atest_check(zero_beyond && live_real, "linformer len=20 max_len=32: dE, dF zero beyond len",
+                "columns >= len all zero: %s; real columns non-zero: %s",
+                zero_beyond ? "yes" : "no", live_real ? "yes" : "no");
 
-    float *before = floats(r.nx);
+    float *before = atest_floats(r.nx);
     memcpy(before, r.out, r.nx * sizeof(float));
     for (size_t u = 0; u < r.sz.n_params / MAXLEN; u++)
         for (int j = LEN; j < MAXLEN; j++) r.ctx.params[u * MAXLEN + j] = 1e3f;
-    forward(&r);
-    report(!memcmp(before, r.out, r.nx * sizeof(float)),
-           "linformer len=20 max_len=32: columns >= len unused", "outputs bit-identical");
+    atest_run_forward(&r);
+    atest_check(!memcmp(before, r.out, r.nx * sizeof(float)),
+                "linformer len=20 max_len=32: columns >= len unused", "outputs bit-identical");
     lra_free(before);
-    run_close(&r);
+    atest_run_close(&r);
 }
 
 /* With mask_keys, a column of E whose token is padded in every sequence gets no gradient:
@@ -582,16 +467,16 @@ static void linformer_padded_columns_check(void)
     run r;
     run_open(&r, "linformer", LEN, MAXLEN, 1, "k=12,share=layer");
     for (int t = 0; t < LEN; t++) r.mask[t] = r.mask[LEN + t]; /* both batches padded alike */
-    gradients(&r);
+    atest_run_gradients(&r);
     int ok = 1;
     for (int u = 0; u < K; u++)
         for (int j = 0; j < MAXLEN; j++) {
             const float g = r.ctx.dparams[u * MAXLEN + j];
             ok &= (j < LEN && r.mask[j] != 0.0f) ? g != 0.0f : g == 0.0f;
         }
-    report(ok, "linformer mask_keys: padded and >= len columns of dE are zero",
-           "padded tokens 2, 30..36; len 37, max_len 40");
-    run_close(&r);
+    atest_check(ok, "linformer mask_keys: padded and >= len columns of dE are zero",
+                "padded tokens 2, 30..36; len 37, max_len 40");
+    atest_run_close(&r);
 }
 
 /* The approximation error against exact softmax attention at initialisation, printed. No bound:
@@ -605,14 +490,14 @@ static void linformer_error_vs_softmax(void)
         run_open(&r, "linformer", 37, 37, 1, opts[i]);
         ref f = ref_alloc(&r);
         ref_softmax(&r, &f);
-        forward(&r);
-        const double e = rel_frobenius(r.out, f.o, r.nx);
+        atest_run_forward(&r);
+        const double e = atest_rel_frobenius(r.out, f.o, r.nx);
         char what[128];
         snprintf(what, sizeof what, "linformer %s vs exact softmax (T=37)", opts[i]);
-        report(isfinite(e) && (i + 1 < sizeof opts / sizeof opts[0] || e < 1e-6), what,
-               "measured |O - O_softmax|_F / |O_softmax|_F = %.3e", e);
+        atest_check(isfinite(e) && (i + 1 < sizeof opts / sizeof opts[0] || e < 1e-6), what,
+                    "measured |O - O_softmax|_F / |O_softmax|_F = %.3e", e);
         ref_free(&f);
-        run_close(&r);
+        atest_run_close(&r);
     }
 }
 
@@ -634,7 +519,7 @@ static void synthesizer_reference_checks(void)
             snprintf(what, sizeof what, "synthesizer T=37 max_len=40 %s: double reference", opt);
             check_against(&r, &f, what);
             ref_free(&f);
-            run_close(&r);
+            atest_run_close(&r);
         }
 }
 
@@ -648,15 +533,15 @@ static void synthesizer_zero_limit_checks(void)
         run_open(&r, "synthesizer", 37, 40, 1, opt);
         ref f = ref_alloc(&r);
         ref_softmax(&r, &f);
-        gradients(&r);
+        atest_run_gradients(&r);
         const float *got[] = {r.out, r.dq, r.dk, r.dv};
         const double *want[] = {f.o, f.dq, f.dk, f.dv};
         double worst = 0.0;
-        for (int i = 0; i < 4; i++) worst = fmax(worst, rel_diff(got[i], want[i], r.nx));
+        for (int i = 0; i < 4; i++) worst = fmax(worst, atest_rel_err(got[i], want[i], r.nx));
         snprintf(what, sizeof what, "synthesizer %s = softmax", opt);
-        report(worst <= TOL_REFERENCE, what, "worst rel err over out, dq, dk, dv %.2e", worst);
+        atest_check(worst <= TOL_REFERENCE, what, "worst rel err over out, dq, dk, dv %.2e", worst);
         ref_free(&f);
-        run_close(&r);
+        atest_run_close(&r);
     }
 }
 
@@ -667,7 +552,7 @@ static void synthesizer_slicing_check(void)
     enum { LEN = 20, MAXLEN = 32 };
     run r;
     run_open(&r, "synthesizer", LEN, MAXLEN, 1, "mode=random");
-    gradients(&r);
+    atest_run_gradients(&r);
     int zero_beyond = 1, nonzero_inside = 1;
     for (int h = 0; h < HEADS; h++)
         for (int i = 0; i < MAXLEN; i++)
@@ -678,10 +563,10 @@ static void synthesizer_slicing_check(void)
                 else
                     nonzero_inside &= g != 0.0f;
             }
-    report(zero_beyond && nonzero_inside, "synthesizer len=20 max_len=32: dR sliced",
-           "outside [:len, :len] zero: %s; inside non-zero: %s", zero_beyond ? "yes" : "no",
-           nonzero_inside ? "yes" : "no");
-    run_close(&r);
+    atest_check(zero_beyond && nonzero_inside, "synthesizer len=20 max_len=32: dR sliced",
+                "outside [:len, :len] zero: %s; inside non-zero: %s", zero_beyond ? "yes" : "no",
+                nonzero_inside ? "yes" : "no");
+    atest_run_close(&r);
 }
 
 /* Without the dot product the key mask still applies: padded keys and values change nothing. */
@@ -689,21 +574,21 @@ static void synthesizer_mask_without_dot_check(void)
 {
     run r;
     run_open(&r, "synthesizer", 37, 40, 1, "mode=random,dot=false");
-    forward(&r);
-    float *before = floats(r.nx);
+    atest_run_forward(&r);
+    float *before = atest_floats(r.nx);
     memcpy(before, r.out, r.nx * sizeof(float));
     for (int h = 0; h < HEADS; h++)
         for (int t = 0; t < r.T; t++)
             if (r.mask[r.T + t] == 0.0f) {
                 const size_t at = (((size_t)1 * HEADS + h) * r.T + t) * DIM;
-                fill_uniform(r.k + at, DIM, lra_key(TEST_SEED, 50 + at), 5.0f);
-                fill_uniform(r.v + at, DIM, lra_key(TEST_SEED, 60 + at), 5.0f);
+                atest_fill_uniform(r.k + at, DIM, lra_key(TEST_SEED, 50 + at), 5.0f);
+                atest_fill_uniform(r.v + at, DIM, lra_key(TEST_SEED, 60 + at), 5.0f);
             }
-    forward(&r);
-    report(!memcmp(before, r.out, r.nx * sizeof(float)),
-           "synthesizer dot=false: padded keys and values ignored", "outputs bit-identical");
+    atest_run_forward(&r);
+    atest_check(!memcmp(before, r.out, r.nx * sizeof(float)),
+                "synthesizer dot=false: padded keys and values ignored", "outputs bit-identical");
     lra_free(before);
-    run_close(&r);
+    atest_run_close(&r);
 }
 
 /* Dense mode with the ReLU gate frozen by the unperturbed pass: finite differences on q and on
@@ -713,7 +598,7 @@ static void synthesizer_dense_gradcheck(void)
     run r;
     run_open(&r, "synthesizer", 37, 40, 1, "mode=dense");
     r.ctx.freeze_choices = 0;
-    gradients(&r);
+    atest_run_gradients(&r);
     r.ctx.freeze_choices = 1;
     lra_gradcheck_opts o = lra_gradcheck_defaults();
     const struct {
@@ -723,15 +608,16 @@ static void synthesizer_dense_gradcheck(void)
         size_t n;
     } in[] = {{"q", r.q, r.dq, r.nx}, {"params", r.ctx.params, r.ctx.dparams, r.sz.n_params}};
     for (int i = 0; i < 2; i++) {
-        const lra_gradcheck_result g = lra_gradcheck(loss, &r, in[i].x, in[i].g, in[i].n, &o);
+        const lra_gradcheck_result g =
+            lra_gradcheck(atest_run_loss, &r, in[i].x, in[i].g, in[i].n, &o);
         char what[96];
         snprintf(what, sizeof what, "synthesizer dense, frozen gate: gradient check %s",
                  in[i].name);
-        report(g.verdict != LRA_GC_FAIL, what, "worst rel err %.2e (fd %+.6e, analytic %+.6e)",
-               g.worst_rel, g.fd_at_worst, g.an_at_worst);
+        atest_check(g.verdict != LRA_GC_FAIL, what, "worst rel err %.2e (fd %+.6e, analytic %+.6e)",
+                    g.worst_rel, g.fd_at_worst, g.an_at_worst);
     }
     r.ctx.freeze_choices = 0;
-    run_close(&r);
+    atest_run_close(&r);
 }
 
 int main(void)
@@ -750,6 +636,5 @@ int main(void)
     synthesizer_slicing_check();
     synthesizer_mask_without_dot_check();
     synthesizer_dense_gradcheck();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

@@ -33,14 +33,13 @@
  * status 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
 #include "registry.h"
 #include "util.h"
 
@@ -52,22 +51,6 @@ static const uint64_t TEST_SEED = 551177;
 static const double TOL_FORWARD = 1e-5;  /* max |out − ref| / max |ref| */
 static const double TOL_BACKWARD = 5e-5; /* the same for each gradient */
 static const double FD_STEP = 1e-5;      /* central differences of the double reference */
-
-static int n_pass, n_fail;
-
-LRA_PRINTF(2, 3) static void report(int ok, const char *fmt, ...)
-{
-    char line[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s %s\n", ok ? "PASS" : "FAIL", line);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
 
 /* One case: a variant, its options as text, and the same options for the reference. */
 typedef struct tcase {
@@ -333,91 +316,37 @@ static void ref_gradient(ref_slice_fn f, refin *in, double *x, size_t n, double 
 
 /* ---- The plugin under test ---- */
 
-typedef struct run {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    float q[NX], k[NX], v[NX], out[NX], r[NX], dq[NX], dk[NX], dv[NX];
-    float mask[BATCH * LEN];
-} run;
+/* A case on (BATCH, HEADS, LEN, DIM): every buffer holds NX floats. */
+typedef atest_run run;
 
 static int is_padded(int b, int t)
 {
     return b == 1 && (t == 7 || t == 17 || t >= 20);
 }
 
-static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
-
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-
 /* Sets the case up at (B, H, T, Dh) = (2, 2, 23, 4); 0 on success, else 1 with a reported
  * failure. */
 static int run_open(run *u, const tcase *c)
 {
-    memset(u, 0, sizeof *u);
-    u->a = lra_attn_find(c->variant);
-    if (!u->a) {
-        report(0, "%s: not registered", c->variant);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = BATCH, .heads = HEADS, .len = LEN, .dim = DIM, .max_len = LEN},
+        .seed = 42,
+        .threads = 2,
+    };
+    char why[256];
+    if (atest_run_open(u, lra_attn_find(c->variant), &settings, c->opts, why, sizeof why)) {
+        atest_line(0, "%s %s: set-up rejected: %s", c->variant, c->opts, why);
         return 1;
     }
-    lra_attn_ctx *x = &u->ctx;
-    x->shape = (lra_attn_shape){.batch = BATCH, .heads = HEADS, .len = LEN, .dim = DIM,
-                                .max_len = LEN};
-    x->priv = lra_alloc(u->a->priv_size, "options");
-    lra_opts_defaults(u->a->options, x->priv);
-    char buf[128], why[256];
-    snprintf(buf, sizeof buf, "%s", c->opts);
-    for (char *sv = NULL, *kv = strtok_r(buf, ",", &sv); kv; kv = strtok_r(NULL, ",", &sv)) {
-        char *eq = strchr(kv, '=');
-        LRA_ASSERT(eq);
-        *eq = 0;
-        if (lra_opts_set(u->a->options, x->priv, kv, eq + 1, why, sizeof why) != 0) {
-            report(0, "%s %s: option rejected: %s", c->variant, c->opts, why);
-            return 1;
-        }
-    }
+    LRA_ASSERT(u->sz.n_params <= MAX_PARAMS);
     for (int b = 0; b < BATCH; b++)
         for (int t = 0; t < LEN; t++) u->mask[b * LEN + t] = is_padded(b, t) ? 0.0f : 1.0f;
-    x->key_mask = u->mask;
-    x->seed = 42;
-    x->threads = 2;
-    u->a->sizes(x, &u->sz);
-    LRA_ASSERT(u->sz.n_params <= MAX_PARAMS);
-    x->params = floats(u->sz.n_params);
-    x->dparams = floats(u->sz.n_params);
-    x->state = floats(u->sz.n_state);
-    x->cache = floats(u->sz.n_cache);
-    x->scratch = floats(u->sz.n_scratch);
-    fill_uniform(u->q, NX, lra_key(TEST_SEED, 1), c->amp_qk);
-    fill_uniform(u->k, NX, lra_key(TEST_SEED, 2), c->amp_qk);
-    fill_uniform(u->v, NX, lra_key(TEST_SEED, 3), 1.0f);
-    fill_uniform(u->r, NX, lra_key(TEST_SEED, 4), 1.0f);
-    if (u->a->init(x, why, sizeof why) != LRA_ATTN_OK) {
-        report(0, "%s %s: init failed: %s", c->variant, c->opts, why);
+    atest_run_fill(u, TEST_SEED, c->amp_qk);
+    if (u->a->init(&u->ctx, why, sizeof why) != LRA_ATTN_OK) {
+        atest_line(0, "%s %s: init failed: %s", c->variant, c->opts, why);
         return 1;
     }
     return 0;
-}
-
-static void run_close(run *u)
-{
-    lra_attn_ctx *x = &u->ctx;
-    void *bufs[] = {x->priv, x->params, x->dparams, x->state, x->cache, x->scratch};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-/* Forward, then backward with dout = r into zeroed gradients. */
-static void run_gradients(run *u)
-{
-    memset(u->dq, 0, sizeof u->dq);
-    memset(u->dk, 0, sizeof u->dk);
-    memset(u->dv, 0, sizeof u->dv);
-    if (u->sz.n_params) memset(u->ctx.dparams, 0, u->sz.n_params * sizeof(float));
-    u->a->forward(&u->ctx, u->q, u->k, u->v, u->out);
-    u->a->backward(&u->ctx, u->q, u->k, u->v, u->out, u->r, u->dq, u->dk, u->dv);
 }
 
 static void to_refin(const run *u, const tcase *c, refin *in)
@@ -451,18 +380,18 @@ static double rel_err(const float *x, const double *y, size_t n, const float *ma
 /* The plugin against the double reference f: out, then each gradient. */
 static void check_reference(const tcase *c, ref_slice_fn f, const char *what)
 {
-    static run u;
+    run u;
     static refin in;
     static double o[NX], g[NX];
     if (run_open(&u, c)) {
-        run_close(&u);
+        atest_run_close(&u);
         return;
     }
-    run_gradients(&u);
+    atest_run_gradients(&u);
     to_refin(&u, c, &in);
     ref_all(f, &in, o);
     const double ef = rel_err(u.out, o, NX, u.mask, 1);
-    report(ef <= TOL_FORWARD, "%s %s vs %s: out rel err %.2e", c->variant, c->opts, what, ef);
+    atest_line(ef <= TOL_FORWARD, "%s %s vs %s: out rel err %.2e", c->variant, c->opts, what, ef);
     struct { const char *name; double *x; const float *got; size_t n; } grads[] = {
         {"dq", in.q, u.dq, NX}, {"dk", in.k, u.dk, NX}, {"dv", in.v, u.dv, NX},
         {"dparams", in.params, u.ctx.dparams, in.n_params},
@@ -478,28 +407,28 @@ static void check_reference(const tcase *c, ref_slice_fn f, const char *what)
             e = rel_err(grads[i].got, g, grads[i].n, u.mask, 1);
         else
             for (size_t j = 0; j < grads[i].n; j++) e = fmax(e, fabs((double)grads[i].got[j]));
-        report(e <= TOL_BACKWARD, "%s %s vs %s: %s rel err %.2e", c->variant, c->opts, what,
-               grads[i].name, e);
+        atest_line(e <= TOL_BACKWARD, "%s %s vs %s: %s rel err %.2e", c->variant, c->opts, what,
+                   grads[i].name, e);
     }
-    run_close(&u);
+    atest_run_close(&u);
 }
 
 /* Sinkformer after many steps: rows and columns of A on the real block sum to 1. */
 static void check_doubly_stochastic(int iters)
 {
-    static run u;
+    run u;
     char opts[32];
     snprintf(opts, sizeof opts, "iters=%d", iters);
     const tcase c = {.variant = "sinkformer", .opts = opts, .iters = iters, .amp_qk = 2.0f};
     if (run_open(&u, &c)) {
-        run_close(&u);
+        atest_run_close(&u);
         return;
     }
     for (size_t i = 0; i < NX; i++) u.v[i] = 1.0f; /* out_i = Σ_j A_ij */
     for (int b = 0; b < BATCH; b++) /* dout = m: dv_j = Σ_{i real} A_ij */
         for (size_t i = 0; i < (size_t)HEADS * LEN * DIM; i++)
             u.r[b * HEADS * LEN * DIM + i] = u.mask[b * LEN + (i / DIM) % LEN];
-    run_gradients(&u);
+    atest_run_gradients(&u);
     double row = 0.0, col = 0.0;
     for (size_t i = 0; i < NX; i++) {
         if (u.mask[(i / DIM / LEN / HEADS) * LEN + (i / DIM) % LEN] == 0.0f) continue;
@@ -507,11 +436,11 @@ static void check_doubly_stochastic(int iters)
         col = fmax(col, fabs(u.dv[i] - 1.0));
     }
     const double tol_row = iters % 2 ? 1e-5 : 1e-4, tol_col = iters % 2 ? 1e-4 : 1e-5;
-    report(row <= tol_row && col <= tol_col,
-           "sinkformer iters=%d doubly stochastic on real tokens: max |row sum − 1| %.2e "
-           "(tol %.0e), max |column sum − 1| %.2e (tol %.0e)", iters, row, tol_row, col,
-           tol_col);
-    run_close(&u);
+    atest_line(row <= tol_row && col <= tol_col,
+               "sinkformer iters=%d doubly stochastic on real tokens: max |row sum − 1| %.2e "
+               "(tol %.0e), max |column sum − 1| %.2e (tol %.0e)", iters, row, tol_row, col,
+               tol_col);
+    atest_run_close(&u);
 }
 
 /* The largest spread max_j v_je − min_j v_je of the real values over the slices and
@@ -537,14 +466,14 @@ static double value_spread(const run *u)
  * to max |softmax output|; uniform attention's distance is printed for scale. */
 static void check_distance(const tcase *c)
 {
-    static run u;
+    run u;
     static refin in;
     static double o[NX], un[NX];
     if (run_open(&u, c)) {
-        run_close(&u);
+        atest_run_close(&u);
         return;
     }
-    run_gradients(&u);
+    atest_run_gradients(&u);
     to_refin(&u, c, &in);
     ref_all(ref_softmax, &in, o);
     ref_all(ref_uniform, &in, un);
@@ -562,14 +491,14 @@ static void check_distance(const tcase *c)
          * than the spread of those values: the bound. It is no closer than uniform attention
          * at this span (max-pooled region keys are large and draw mass to the summaries). */
         const double spread = value_spread(&u);
-        report(dabs <= spread * (1.0 + 1e-6),
-               "%s (defaults) distance from softmax %.3f (abs %.3f <= value spread %.3f; "
-               "uniform attention %.3f)", c->variant, d, dabs, spread, du / scale);
+        atest_line(dabs <= spread * (1.0 + 1e-6),
+                   "%s (defaults) distance from softmax %.3f (abs %.3f <= value spread %.3f; "
+                   "uniform attention %.3f)", c->variant, d, dabs, spread, du / scale);
     } else {
-        report(1, "%s (defaults) distance from softmax %.3f (uniform attention %.3f; not an "
-                  "approximation of softmax: no bound)", c->variant, d, du / scale);
+        atest_line(1, "%s (defaults) distance from softmax %.3f (uniform attention %.3f; not an "
+                      "approximation of softmax: no bound)", c->variant, d, du / scale);
     }
-    run_close(&u);
+    atest_run_close(&u);
 }
 
 /* ---- FNet's FFT path against the O(T²) matrix DFT at LRA-like shapes ---- */
@@ -624,28 +553,27 @@ static void check_fnet_fft(int B, int H, int T, int D, int normalize, int misali
 {
     const lra_attention *a = lra_attn_find("fnet");
     if (!a) {
-        report(0, "fnet: not registered");
+        atest_line(0, "fnet: not registered");
         return;
     }
     const size_t n = (size_t)B * H * T * D, TD = (size_t)T * D;
     lra_attn_ctx x = {.shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = T}};
-    x.priv = lra_alloc(a->priv_size, "options");
-    lra_opts_defaults(a->options, x.priv);
     char why[256];
-    LRA_ASSERT(lra_opts_set(a->options, x.priv, "normalize", normalize ? "1" : "0", why,
-                            sizeof why) == 0);
+    LRA_ASSERT(atest_ctx_options(&x, a, normalize ? "normalize=1" : "normalize=0", why,
+                                 sizeof why) == 0);
     lra_attn_sizes sz;
     a->sizes(&x, &sz);
-    float *mask = floats((size_t)B * T), *v = floats(n), *r = floats(n), *out = floats(n);
-    float *dq = floats(n), *dk = floats(n), *dv = floats(n), *dv0 = floats(n);
-    float *scratch = floats(sz.n_scratch + 1);
+    float *mask = atest_floats((size_t)B * T), *v = atest_floats(n), *r = atest_floats(n);
+    float *out = atest_floats(n), *dq = atest_floats(n), *dk = atest_floats(n);
+    float *dv = atest_floats(n), *dv0 = atest_floats(n);
+    float *scratch = atest_floats(sz.n_scratch + 1);
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             mask[(size_t)b * T + t] = b > 0 && (t % 7 == 3 || t >= T - T / 5) ? 0.0f : 1.0f;
-    fill_uniform(v, n, lra_key(TEST_SEED, 11), 1.0f);
-    fill_uniform(r, n, lra_key(TEST_SEED, 12), 1.0f);
-    fill_uniform(dv0, n, lra_key(TEST_SEED, 13), 1.0f);
-    fill_uniform(dq, n, lra_key(TEST_SEED, 14), 1.0f);
+    atest_fill_uniform(v, n, lra_key(TEST_SEED, 11), 1.0f);
+    atest_fill_uniform(r, n, lra_key(TEST_SEED, 12), 1.0f);
+    atest_fill_uniform(dv0, n, lra_key(TEST_SEED, 13), 1.0f);
+    atest_fill_uniform(dq, n, lra_key(TEST_SEED, 14), 1.0f);
     memcpy(dk, dq, n * sizeof(float));
     memcpy(dv, dv0, n * sizeof(float));
     x.key_mask = mask;
@@ -653,7 +581,7 @@ static void check_fnet_fft(int B, int H, int T, int D, int normalize, int misali
     x.seed = 42;
     x.threads = 2;
     if (a->init(&x, why, sizeof why) != LRA_ATTN_OK) {
-        report(0, "fnet (%d, %d, %d, %d): init failed: %s", B, H, T, D, why);
+        atest_line(0, "fnet (%d, %d, %d, %d): init failed: %s", B, H, T, D, why);
         return;
     }
     a->forward(&x, v, v, v, out);
@@ -681,11 +609,11 @@ static void check_fnet_fft(int B, int H, int T, int D, int normalize, int misali
     }
     eo = isnan(eo) ? INFINITY : eo / fmax(so, 1e-30);
     eg = isnan(eg) ? INFINITY : eg / fmax(sg, 1e-30);
-    report(eo <= TOL_FNET_FFT && eg <= TOL_FNET_FFT && untouched && zero_rows,
-           "fnet FFT vs O(T^2) matrix DFT, (B, H, T, Dh) = (%d, %d, %d, %d) normalize=%d%s: "
-           "out rel err %.2e, dv rel err %.2e (tol %.0e), dq/dk untouched %d, padded rows 0 %d",
-           B, H, T, D, normalize, misalign ? " unaligned" : "", eo, eg, TOL_FNET_FFT,
-           untouched, zero_rows);
+    atest_line(eo <= TOL_FNET_FFT && eg <= TOL_FNET_FFT && untouched && zero_rows,
+               "fnet FFT vs O(T^2) matrix DFT, (B, H, T, Dh) = (%d, %d, %d, %d) normalize=%d%s: "
+               "out rel err %.2e, dv rel err %.2e (tol %.0e), dq/dk untouched %d, padded rows 0 %d",
+               B, H, T, D, normalize, misalign ? " unaligned" : "", eo, eg, TOL_FNET_FFT,
+               untouched, zero_rows);
     if (a->free) a->free(&x);
     free(y);
     free(w1);
@@ -704,15 +632,8 @@ static void check_cost(const char *variant, const char *opts, double lo, double 
     for (int i = 0; i < 2; i++) {
         lra_attn_ctx x = {.shape = {.batch = 1, .heads = 1, .len = i ? 4096 : 1024, .dim = 64,
                                     .max_len = 4096}};
-        x.priv = lra_alloc(a->priv_size, "options");
-        lra_opts_defaults(a->options, x.priv);
-        char buf[64], why[128];
-        snprintf(buf, sizeof buf, "%s", opts);
-        char *eq = strchr(buf, '=');
-        if (eq) {
-            *eq = 0;
-            LRA_ASSERT(lra_opts_set(a->options, x.priv, buf, eq + 1, why, sizeof why) == 0);
-        }
+        char why[256];
+        LRA_ASSERT(atest_ctx_options(&x, a, opts, why, sizeof why) == 0);
         lra_attn_sizes sz;
         a->sizes(&x, &sz);
         f[i] = a->flops(&x);
@@ -720,9 +641,9 @@ static void check_cost(const char *variant, const char *opts, double lo, double 
         lra_free(x.priv);
     }
     const double rf = f[1] / f[0], rm = m[0] > 0 ? m[1] / m[0] : 0.0;
-    report(rf >= lo && rf <= hi && rm >= cache_lo && rm <= cache_hi,
-           "%s %s cost T 1024 -> 4096: flops x%.2f (expect %.1f..%.1f), cache x%.2f "
-           "(expect %.1f..%.1f)", variant, opts, rf, lo, hi, rm, cache_lo, cache_hi);
+    atest_line(rf >= lo && rf <= hi && rm >= cache_lo && rm <= cache_hi,
+               "%s %s cost T 1024 -> 4096: flops x%.2f (expect %.1f..%.1f), cache x%.2f "
+               "(expect %.1f..%.1f)", variant, opts, rf, lo, hi, rm, cache_lo, cache_hi);
 }
 
 int main(void)
@@ -797,6 +718,5 @@ int main(void)
     check_cost("fnet", "", 4.0, 5.0, 0.0, 0.0); /* O(T·Dh·log(T·Dh)), no cache */
     check_cost("deltanet", "chunk=64", 3.9, 4.1, 3.9, 4.1); /* O(T) both */
 
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

@@ -22,14 +22,13 @@
  * 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
 #include "registry.h"
 #include "util.h"
 
@@ -37,43 +36,10 @@ enum { BATCH = 2, HEADS = 2, DIM = 8, THREADS = 2 };
 static const uint64_t TEST_SEED = 20240617;
 static const double FD_STEP = 1e-5; /* central differences of the double references */
 
-static int n_pass, n_fail;
-
-LRA_PRINTF(3, 4) static void report(int ok, const char *what, const char *fmt, ...)
-{
-    char detail[320] = "";
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    printf("%s %s — %s\n", ok ? "PASS" : "FAIL", what, detail);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
-
-static double *doubles(size_t n) { return lra_alloc(n * sizeof(double), "test buffer"); }
-static float *floats(size_t n) { return lra_alloc(n * sizeof(float), "test buffer"); }
-
 /* ---- one variant on one shape ------------------------------------------------------------- */
 
-typedef struct run {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    int T;
-    size_t nx;               /* floats in each of q, k, v: B·H·T·Dh */
-    float *q, *k, *v, *out;  /* (B, H, T, Dh) */
-    float *r;                /* (B, H, T, Dh) weights of L = Σ out∘r, so dout = r */
-    float *dq, *dk, *dv;     /* (B, H, T, Dh) */
-    float *mask;             /* (B, T) */
-} run;
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
+/* A variant on (BATCH, HEADS, len, DIM), max_len = len. */
+typedef atest_run run;
 
 /* Batch 0 has no padding; with `padded`, batch 1 pads its last 7 tokens and token 2. */
 static void set_mask(run *r, int padded)
@@ -83,85 +49,21 @@ static void set_mask(run *r, int padded)
             r->mask[b * r->T + t] = padded && b == 1 && (t >= r->T - 7 || t == 2) ? 0.0f : 1.0f;
 }
 
-/* Applies "a=1,b=2" to priv; returns 0, or 1 with the reason in why. */
-static int set_options(const lra_attention *a, void *priv, const char *opt, char *why, size_t n)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", opt);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        LRA_ASSERT(eq);
-        *eq = 0;
-        if (lra_opts_set(a->options, priv, kv, eq + 1, why, n) != 0) return 1;
-    }
-    return 0;
-}
-
 /* Sets variant `name` up on (B, H, len, Dh) with options `opt`; inputs drawn from `seed`.
  * Returns init's code (why gets its message). */
 static int run_open(run *r, const char *name, int len, int padded, const char *opt,
                     uint64_t seed, char *why, size_t whylen)
 {
-    memset(r, 0, sizeof *r);
-    r->a = lra_attn_find(name);
-    if (!r->a) lra_die("no attention variant named '%s'", name);
-    r->T = len;
-    r->nx = (size_t)BATCH * HEADS * len * DIM;
-    lra_attn_ctx *c = &r->ctx;
-    c->shape = (lra_attn_shape){.batch = BATCH, .heads = HEADS, .len = len, .dim = DIM,
-                                .max_len = len};
-    c->priv = lra_alloc(r->a->priv_size, "plugin options");
-    lra_opts_defaults(r->a->options, c->priv);
-    if (set_options(r->a, c->priv, opt, why, whylen)) lra_die("%s: %s", name, why);
-    r->mask = floats((size_t)BATCH * len);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = BATCH, .heads = HEADS, .len = len, .dim = DIM, .max_len = len},
+        .seed = seed,
+        .threads = THREADS,
+    };
+    if (atest_run_open(r, lra_attn_find(name), &settings, opt, why, whylen))
+        lra_die("%s: %s", name, why);
     set_mask(r, padded);
-    c->key_mask = r->mask;
-    c->seed = seed;
-    c->threads = THREADS;
-    r->a->sizes(c, &r->sz);
-    c->params = floats(r->sz.n_params);
-    c->dparams = floats(r->sz.n_params);
-    c->state = floats(r->sz.n_state);
-    c->cache = floats(r->sz.n_cache);
-    c->scratch = floats(r->sz.n_scratch);
-    float **bufs[] = {&r->q, &r->k, &r->v, &r->out, &r->r, &r->dq, &r->dk, &r->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(r->nx);
-    fill_uniform(r->q, r->nx, lra_key(seed, 1), 2.0f);
-    fill_uniform(r->k, r->nx, lra_key(seed, 2), 2.0f);
-    fill_uniform(r->v, r->nx, lra_key(seed, 3), 1.0f);
-    fill_uniform(r->r, r->nx, lra_key(seed, 4), 1.0f);
-    return r->a->init(c, why, whylen);
-}
-
-static void run_close(run *r)
-{
-    lra_attn_ctx *c = &r->ctx;
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, r->q, r->k,
-                    r->v, r->out, r->r, r->dq, r->dk, r->dv, r->mask};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-/* Fresh gradients: zero, forward, backward with dout = r. */
-static void gradients(run *r)
-{
-    memset(r->dq, 0, r->nx * sizeof(float));
-    memset(r->dk, 0, r->nx * sizeof(float));
-    memset(r->dv, 0, r->nx * sizeof(float));
-    if (r->sz.n_params) memset(r->ctx.dparams, 0, r->sz.n_params * sizeof(float));
-    r->a->forward(&r->ctx, r->q, r->k, r->v, r->out);
-    r->a->backward(&r->ctx, r->q, r->k, r->v, r->out, r->r, r->dq, r->dk, r->dv);
-}
-
-/* max |x − y| / max |y|; a NaN gives INFINITY. */
-static double rel_max(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
+    atest_run_fill(r, seed, 2.0f);
+    return r->a->init(&r->ctx, why, whylen);
 }
 
 /* ‖x − y‖_F / ‖y‖_F over the rows whose mask is set (rows of Dh floats; mask NULL: all). */
@@ -214,7 +116,7 @@ static void softmax_rows(double *S, int rows, int cols, const float *mask)
 static void ref_pinv(const double *A, int L, int it, int *jstar, double *Z, double *Zs)
 {
     const size_t LL = (size_t)L * L;
-    double *Y = doubles(4 * LL), *T1 = Y + LL, *T2 = T1 + LL, *T3 = T2 + LL;
+    double *Y = atest_doubles(4 * LL), *T1 = Y + LL, *T2 = T1 + LL, *T3 = T2 + LL;
     double best = -INFINITY;
     for (int j = 0; j < L && *jstar < 0; j++) {
         double c = 0.0;
@@ -257,9 +159,10 @@ static void ref_nystrom(int T, int L, int it, int w, const double *Q, const doub
     for (int i = 0; i < T; i++)
         if (mask[i] != 0.0f) real[nr++] = i;
     memset(O, 0, (size_t)T * D * sizeof(double));
-    double *Qm = doubles((size_t)L * D), *Km = doubles((size_t)L * D);
-    double *F = doubles((size_t)T * L), *A = doubles((size_t)L * L), *B = doubles((size_t)L * T);
-    double *Z = doubles((size_t)L * L), *W = doubles((size_t)L * D), *U = doubles((size_t)L * D);
+    double *Qm = atest_doubles((size_t)L * D), *Km = atest_doubles((size_t)L * D);
+    double *F = atest_doubles((size_t)T * L), *A = atest_doubles((size_t)L * L);
+    double *B = atest_doubles((size_t)L * T), *Z = atest_doubles((size_t)L * L);
+    double *W = atest_doubles((size_t)L * D), *U = atest_doubles((size_t)L * D);
     for (int t = 0; t < L && nr > 0; t++) {
         const int lo = (int)((long long)t * nr / L), end = (int)((long long)(t + 1) * nr / L);
         const int hi = end > lo ? end : lo + 1;
@@ -317,10 +220,11 @@ static void ref_skyformer(int T, int L, int it, const float *idx, const double *
 {
     const int D = DIM;
     const double s4 = pow(D, -0.25);
-    double *Qs = doubles((size_t)T * D), *Ks = doubles((size_t)T * D), *XS = doubles((size_t)L * D);
-    double *Qh = doubles((size_t)T * L), *Kh = doubles((size_t)T * L), *G = doubles((size_t)L * L);
-    double *Z = doubles((size_t)L * L), *N = doubles((size_t)T * L), *W = doubles((size_t)L * D);
-    double *dg = doubles((size_t)L);
+    double *Qs = atest_doubles((size_t)T * D), *Ks = atest_doubles((size_t)T * D);
+    double *XS = atest_doubles((size_t)L * D), *Qh = atest_doubles((size_t)T * L);
+    double *Kh = atest_doubles((size_t)T * L), *G = atest_doubles((size_t)L * L);
+    double *Z = atest_doubles((size_t)L * L), *N = atest_doubles((size_t)T * L);
+    double *W = atest_doubles((size_t)L * D), *dg = atest_doubles((size_t)L);
     int nr = 0;
     for (int i = 0; i < T; i++) {
         nr += mask[i] != 0.0f;
@@ -366,8 +270,8 @@ static void ref_gaussian(int T, const double *Q, const double *K, const double *
                          const float *mask, double *O)
 {
     const double s4 = pow(DIM, -0.25);
-    double *Qs = doubles((size_t)T * DIM), *Ks = doubles((size_t)T * DIM);
-    double *C = doubles((size_t)T * T);
+    double *Qs = atest_doubles((size_t)T * DIM), *Ks = atest_doubles((size_t)T * DIM);
+    double *C = atest_doubles((size_t)T * T);
     for (int i = 0; i < T * DIM; i++) {
         Qs[i] = mask[i / DIM] != 0.0f ? s4 * Q[i] : 0.0;
         Ks[i] = mask[i / DIM] != 0.0f ? s4 * K[i] : 0.0;
@@ -386,7 +290,7 @@ static void ref_gaussian(int T, const double *Q, const double *K, const double *
 static void ref_softmax(int T, const double *Q, const double *K, const double *V,
                         const float *mask, int real_queries, double *O)
 {
-    double *P = doubles((size_t)T * T);
+    double *P = atest_doubles((size_t)T * T);
     mm(0, 1, T, T, DIM, Q, K, P);
     for (size_t i = 0; i < (size_t)T * T; i++) P[i] /= sqrt(DIM);
     softmax_rows(P, T, T, mask);
@@ -463,7 +367,7 @@ static void ref_slice(const run *r, const ref_cfg *f, int bh, const double *Q, c
 /* The run's inputs and parameters in double: x (3, B, H, T, Dh) = q, k, v; then params. */
 static double *ref_inputs(const run *r)
 {
-    double *x = doubles(3 * r->nx + r->sz.n_params + 1);
+    double *x = atest_doubles(3 * r->nx + r->sz.n_params + 1);
     const float *src[] = {r->q, r->k, r->v};
     for (int i = 0; i < 3; i++)
         for (size_t j = 0; j < r->nx; j++) x[i * r->nx + j] = src[i][j];
@@ -487,7 +391,7 @@ static void ref_gradients(const run *r, const ref_cfg *f, double *o, double *g)
 {
     const int BH = BATCH * HEADS;
     const size_t TD = (size_t)r->T * DIM, np = r->sz.n_params;
-    double *x = ref_inputs(r), *O = doubles(TD);
+    double *x = ref_inputs(r), *O = atest_doubles(TD);
     for (int bh = 0; bh < BH; bh++) {
         ref_loss(r, f, x, bh, o + bh * TD);
         for (int in = 0; in < 3; in++)
@@ -523,9 +427,9 @@ static void check_reference(run *r, const ref_cfg *f, double tol_fwd, double tol
                             const char *what)
 {
     const size_t np = r->sz.n_params;
-    double *o = doubles(r->nx), *g = doubles(3 * r->nx + np + 1);
+    double *o = atest_doubles(r->nx), *g = atest_doubles(3 * r->nx + np + 1);
     r->ctx.freeze_choices = 0;
-    gradients(r);
+    atest_run_gradients(r);
     ref_gradients(r, f, o, g);
     const float *got[] = {r->out, r->dq, r->dk, r->dv, r->ctx.dparams};
     const double *want[] = {o, g, g + r->nx, g + 2 * r->nx, g + 3 * r->nx};
@@ -533,10 +437,10 @@ static void check_reference(run *r, const ref_cfg *f, double tol_fwd, double tol
     const char *name[] = {"out", "dq", "dk", "dv", "dparams"};
     for (int i = 0; i < 5; i++) {
         if (n[i] == 0) continue;
-        const double err = rel_max(got[i], want[i], n[i]), tol = i == 0 ? tol_fwd : tol_bwd;
+        const double err = atest_rel_err(got[i], want[i], n[i]), tol = i == 0 ? tol_fwd : tol_bwd;
         char line[160];
         snprintf(line, sizeof line, "%s: %s vs double reference", what, name[i]);
-        report(err <= tol, line, "max abs err / max |ref| = %.2e (tolerance %.0e)", err, tol);
+        atest_check(err <= tol, line, "max abs err / max |ref| = %.2e (tolerance %.0e)", err, tol);
     }
     lra_free(o);
     lra_free(g);
@@ -550,7 +454,7 @@ static void ref_pinv_backward(const double *A, int L, int it, int jstar, const d
                               double *dZ, int colmax, double *dA)
 {
     const size_t LL = (size_t)L * L;
-    double *Y = doubles(10 * LL), *T1 = Y + LL, *T2 = T1 + LL, *T3 = T2 + LL, *dZin = T3 + LL;
+    double *Y = atest_doubles(10 * LL), *T1 = Y + LL, *T2 = T1 + LL, *T3 = T2 + LL, *dZin = T3 + LL;
     double *dT3 = dZin + LL, *dT2 = dT3 + LL, *dT1 = dT2 + LL, *dY = dT1 + LL, *acc = dY + LL;
     memset(dA, 0, LL * sizeof(double));
     for (int n = it - 1; n >= 0; n--) {
@@ -631,11 +535,12 @@ static void check_pinv_backward(void)
         }
         const double rel = err / scale;
         if (colmax)
-            report(rel <= 1e-6, "B4 backward (with column-max term) vs finite differences",
-                   "l=%d, %d iterations: max err / max |fd| = %.2e (tolerance 1e-6)", L, IT, rel);
+            atest_check(rel <= 1e-6, "B4 backward (with column-max term) vs finite differences",
+                        "l=%d, %d iterations: max err / max |fd| = %.2e (tolerance 1e-6)", L, IT,
+                        rel);
         else
-            report(rel > 1e-3, "B4 backward without the column-max term is caught",
-                   "max err / max |fd| = %.2e (must exceed 1e-3)", rel);
+            atest_check(rel > 1e-3, "B4 backward without the column-max term is caught",
+                        "max err / max |fd| = %.2e (must exceed 1e-3)", rel);
     }
 }
 
@@ -668,10 +573,10 @@ static void reference_checks(void)
         char what[128];
         snprintf(what, sizeof what, "%s (%s) T=%d padded", cases[i].name, cases[i].opt, T_REF);
         if (run_open(&r, cases[i].name, T_REF, 1, cases[i].opt, TEST_SEED, why, sizeof why))
-            report(0, what, "init failed: %s", why);
+            atest_check(0, what, "init failed: %s", why);
         else
             check_reference(&r, &cases[i].f, cases[i].tol_fwd, cases[i].tol_bwd, what);
-        run_close(&r);
+        atest_run_close(&r);
     }
 }
 
@@ -687,14 +592,14 @@ static void limit_checks(void)
         /* With no padding the padded-query rule of REF_SOFTMAX_REAL does not act. */
         check_reference(&r, &soft, 1e-4, 1e-3, "nystrom limit (l = T = 16, 30 iterations)");
     } else {
-        report(0, "nystrom limit", "init failed: %s", why);
+        atest_check(0, "nystrom limit", "init failed: %s", why);
     }
-    run_close(&r);
+    atest_run_close(&r);
     if (run_open(&r, "kdeformer", T_REF, 1, "bucket=64,samples=8", TEST_SEED, why, sizeof why))
-        report(0, "kdeformer limit", "init failed: %s", why);
+        atest_check(0, "kdeformer limit", "init failed: %s", why);
     else
         check_reference(&r, &soft, 1e-5, 1e-4, "kdeformer limit (bucket >= T, padded)");
-    run_close(&r);
+    atest_run_close(&r);
 }
 
 static void init_rejection_check(void)
@@ -702,9 +607,9 @@ static void init_rejection_check(void)
     char why[256] = "";
     run r;
     const int rc = run_open(&r, "nystrom", 16, 0, "landmarks=32", TEST_SEED, why, sizeof why);
-    report(rc == LRA_ATTN_ESHAPE && strstr(why, "landmarks"), "nystrom init rejects l > T",
-           "landmarks=32 at T=16: code %d, \"%s\"", rc, why);
-    run_close(&r);
+    atest_check(rc == LRA_ATTN_ESHAPE && strstr(why, "landmarks"), "nystrom init rejects l > T",
+                "landmarks=32 at T=16: code %d, \"%s\"", rc, why);
+    atest_run_close(&r);
 }
 
 /* ---- error against the exact model as the size grows ---------------------------------------- */
@@ -722,7 +627,7 @@ static double mean_error(const char *name, const char *opt, int gaussian)
         if (run_open(&r, name, T_CURVE, 0, opt, TEST_SEED + 100 + s, why, sizeof why))
             lra_die("%s (%s): %s", name, opt, why);
         r.a->forward(&r.ctx, r.q, r.k, r.v, r.out);
-        double *x = ref_inputs(&r), *o = doubles(r.nx);
+        double *x = ref_inputs(&r), *o = atest_doubles(r.nx);
         const size_t TD = (size_t)T_CURVE * DIM;
         for (int bh = 0; bh < BATCH * HEADS; bh++) {
             const double *Q = x + bh * TD, *K = Q + r.nx, *V = K + r.nx;
@@ -735,7 +640,7 @@ static double mean_error(const char *name, const char *opt, int gaussian)
         sum += rel_frobenius(r.out, o, NULL, r.nx / DIM);
         lra_free(x);
         lra_free(o);
-        run_close(&r);
+        atest_run_close(&r);
     }
     return sum / CURVE_SEEDS;
 }
@@ -761,8 +666,8 @@ static void error_curve(const char *name, const char *knob, const int *values, i
     }
     char what[128];
     snprintf(what, sizeof what, "%s error falls as %s grows", name, knob);
-    report(falls && last <= bound, what, "%s=%d: %.3e (bound %.2g)", knob, values[n - 1], last,
-           bound);
+    atest_check(falls && last <= bound, what, "%s=%d: %.3e (bound %.2g)", knob, values[n - 1], last,
+                bound);
 }
 
 static void error_curves(void)
@@ -788,6 +693,5 @@ int main(void)
     limit_checks();
     init_rejection_check();
     error_curves();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

@@ -23,14 +23,13 @@
  * status 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
 #include "registry.h"
 #include "util.h"
 
@@ -39,22 +38,6 @@ enum { BATCH = 3, HEADS = 2 };
 static const uint64_t TEST_SEED = 917203;
 static const double TOL_OUT = 2e-5;  /* max |out − ref| / max |ref| */
 static const double TOL_GRAD = 1e-4; /* the same for dq, dk, dv */
-
-static int n_pass, n_fail;
-
-LRA_PRINTF(2, 3) static void report(int ok, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s %s\n", ok ? "PASS" : "FAIL", line);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
 
 typedef struct tcase {
     int T, D, iters, block_q; /* block_q 0: the default */
@@ -183,48 +166,10 @@ static void ref_slice(const tcase *c, const float *m, uint64_t key, const float 
 
 /* ---- The plugin ---- */
 
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-
-/* Sets up ctx for variant a at shape (B, H, T, Dh) with options opts ("k=v,k=v"). */
-static void open_ctx(const lra_attention *a, lra_attn_ctx *x, int B, int T, int D,
-                     const char *opts)
-{
-    memset(x, 0, sizeof *x);
-    x->shape = (lra_attn_shape){.batch = B, .heads = HEADS, .len = T, .dim = D, .max_len = T};
-    x->priv = lra_alloc(a->priv_size, "options");
-    lra_opts_defaults(a->options, x->priv);
-    char buf[128], why[256];
-    snprintf(buf, sizeof buf, "%s", opts);
-    for (char *sv = NULL, *kv = strtok_r(buf, ",", &sv); kv; kv = strtok_r(NULL, ",", &sv)) {
-        char *eq = strchr(kv, '=');
-        LRA_ASSERT(eq);
-        *eq = 0;
-        if (lra_opts_set(a->options, x->priv, kv, eq + 1, why, sizeof why) != 0)
-            lra_die("option %s rejected: %s", kv, why);
-    }
-}
-
-static void fill_uniform(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
-
-/* max |x − y| / max |y|, NaN → ∞. */
-static double rel_err(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        err = d <= err ? err : isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
 static void check_case(const lra_attention *a, const tcase *c)
 {
     const int T = c->T, D = c->D;
-    const size_t NX = (size_t)BATCH * HEADS * T * D, TD = (size_t)T * D;
+    const size_t TD = (size_t)T * D;
     char opts[96], name[160];
     if (c->block_q > 0)
         snprintf(opts, sizeof opts, "iters=%d,block_q=%d", c->iters, c->block_q);
@@ -232,72 +177,60 @@ static void check_case(const lra_attention *a, const tcase *c)
         snprintf(opts, sizeof opts, "iters=%d", c->iters);
     snprintf(name, sizeof name, "T=%d Dh=%d %s amp=%g dropout=%g%s", T, D, opts, c->amp,
              c->dropout, c->outlier ? " outlier keys" : "");
-    lra_attn_ctx x;
-    open_ctx(a, &x, BATCH, T, D, opts);
-    float *mask = floats((size_t)BATCH * T);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = BATCH, .heads = HEADS, .len = T, .dim = D, .max_len = T},
+        .seed = 42,
+        .step = 3,
+        .threads = 2,
+        .training = c->dropout > 0.0f,
+        .dropout = c->dropout,
+    };
+    atest_run u;
+    atest_run_open_or_die(&u, a->name, &settings, opts);
     for (int b = 0; b < BATCH; b++)
-        for (int t = 0; t < T; t++) mask[b * T + t] = is_padded(b, t, T) ? 0.0f : 1.0f;
-    x.key_mask = mask;
-    x.seed = 42;
-    x.step = 3;
-    x.threads = 2;
-    x.training = c->dropout > 0.0f;
-    x.dropout = c->dropout;
-    lra_attn_sizes sz;
-    a->sizes(&x, &sz);
-    x.cache = floats(sz.n_cache);
-    x.scratch = floats(sz.n_scratch);
-    char why[256];
-    LRA_ASSERT(a->init(&x, why, sizeof why) == LRA_ATTN_OK);
-    float *q = floats(NX), *k = floats(NX), *v = floats(NX), *r = floats(NX), *out = floats(NX);
-    float *dq = floats(NX), *dk = floats(NX), *dv = floats(NX);
-    fill_uniform(q, NX, lra_key(TEST_SEED, 1), c->amp);
-    fill_uniform(k, NX, lra_key(TEST_SEED, 2), c->amp);
-    fill_uniform(v, NX, lra_key(TEST_SEED, 3), 1.0f);
-    fill_uniform(r, NX, lra_key(TEST_SEED, 4), 1.0f);
+        for (int t = 0; t < T; t++) u.mask[b * T + t] = is_padded(b, t, T) ? 0.0f : 1.0f;
+    atest_run_fill(&u, TEST_SEED, c->amp);
     /* q_0 = 4 for every token and k_0 = −40 for keys 2 and 5: their logits are ~57 below the
      * others for every query, so their column mass in the first row-normalised iterate is
      * ~1e-23: the plugin's exact fallbacks (column log-sum-exp with a running maximum in
      * forward, exponentiating P^l instead of P^{l−1}·κ^l in backward) take over there. */
-    for (size_t t = 0; c->outlier && t < NX / D; t++) {
-        q[t * D] = 4.0f;
-        if (t % T == 2 || t % T == 5) k[t * D] = -40.0f;
+    for (size_t t = 0; c->outlier && t < u.nx / D; t++) {
+        u.q[t * D] = 4.0f;
+        if (t % T == 2 || t % T == 5) u.k[t * D] = -40.0f;
     }
-    memset(dq, 0, NX * sizeof(float));
-    memset(dk, 0, NX * sizeof(float));
-    memset(dv, 0, NX * sizeof(float));
-    a->forward(&x, q, k, v, out);
-    a->backward(&x, q, k, v, out, r, dq, dk, dv);
+    atest_run_gradients(&u);
 
+    const size_t NX = u.nx;
     double *ro = malloc(4 * NX * sizeof(double));
     LRA_ASSERT(ro);
     double *rq = ro + NX, *rk = rq + NX, *rv = rk + NX;
     for (int bh = 0; bh < BATCH * HEADS; bh++) {
         /* The slice's dropout stream: softmax.c's key. */
-        const uint64_t key = lra_key(lra_key(x.seed, x.step), (uint64_t)bh);
-        ref_slice(c, mask + (bh / HEADS) * T, key, q + bh * TD, k + bh * TD, v + bh * TD,
-                  r + bh * TD, ro + bh * TD, rq + bh * TD, rk + bh * TD, rv + bh * TD);
+        const uint64_t key = lra_key(lra_key(u.ctx.seed, u.ctx.step), (uint64_t)bh);
+        ref_slice(c, u.mask + (bh / HEADS) * T, key, u.q + bh * TD, u.k + bh * TD,
+                  u.v + bh * TD, u.r + bh * TD, ro + bh * TD, rq + bh * TD, rk + bh * TD,
+                  rv + bh * TD);
     }
-    const double eo = rel_err(out, ro, NX), eq = rel_err(dq, rq, NX);
-    const double ek = rel_err(dk, rk, NX), ev = rel_err(dv, rv, NX);
+    const double eo = atest_rel_err(u.out, ro, NX), eq = atest_rel_err(u.dq, rq, NX);
+    const double ek = atest_rel_err(u.dk, rk, NX), ev = atest_rel_err(u.dv, rv, NX);
     /* The all-padded batch (b = 2): exactly 0, as the dense form gave. */
     int zero = 1;
     for (size_t i = 2 * HEADS * TD; i < NX; i++)
-        zero &= out[i] == 0.0f && dq[i] == 0.0f && dk[i] == 0.0f && dv[i] == 0.0f;
-    report(eo <= TOL_OUT && eq <= TOL_GRAD && ek <= TOL_GRAD && ev <= TOL_GRAD && zero,
-           "%s vs dense double reference: out %.2e, dq %.2e, dk %.2e, dv %.2e (tol %.0e, %.0e); "
-           "all-padded batch zero %s", name, eo, eq, ek, ev, TOL_OUT, TOL_GRAD,
-           zero ? "yes" : "NO");
+        zero &= u.out[i] == 0.0f && u.dq[i] == 0.0f && u.dk[i] == 0.0f && u.dv[i] == 0.0f;
+    atest_line(eo <= TOL_OUT && eq <= TOL_GRAD && ek <= TOL_GRAD && ev <= TOL_GRAD && zero,
+               "%s vs dense double reference: out %.2e, dq %.2e, dk %.2e, dv %.2e (tol %.0e, "
+               "%.0e); all-padded batch zero %s", name, eo, eq, ek, ev, TOL_OUT, TOL_GRAD,
+               zero ? "yes" : "NO");
     free(ro);
-    void *bufs[] = {x.priv, x.cache, x.scratch, mask, q, k, v, r, out, dq, dk, dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
+    atest_run_close(&u);
 }
 
 /* Floats of cache and scratch at (B, 2, T, Dh 32), default options. */
 static double footprint(const lra_attention *a, int B, int T, double *cache)
 {
-    lra_attn_ctx x;
-    open_ctx(a, &x, B, T, 32, "");
+    lra_attn_ctx x = {.shape = {.batch = B, .heads = HEADS, .len = T, .dim = 32, .max_len = T}};
+    char why[256];
+    LRA_ASSERT(atest_ctx_options(&x, a, "", why, sizeof why) == 0);
     lra_attn_sizes sz;
     a->sizes(&x, &sz);
     lra_free(x.priv);
@@ -310,11 +243,11 @@ static void check_memory(const lra_attention *a)
     double c1, c4, c16;
     const double m1 = footprint(a, 8, 1024, &c1), m4 = footprint(a, 8, 4096, &c4);
     const double m16 = footprint(a, 8, 16384, &c16) * sizeof(float) / (1024.0 * 1024.0);
-    report(m4 / m1 >= 3.9 && m4 / m1 <= 4.1 && c4 / c1 >= 3.9 && c4 / c1 <= 4.1,
-           "memory linear in T: T 1024 -> 4096 cache x%.2f, cache + scratch x%.2f (expect 4)",
-           c4 / c1, m4 / m1);
-    report(m16 <= 256.0, "Path-X shape (B 8, H 2, T 16384, Dh 32): cache + scratch %.1f MB "
-                         "(<= 256)", m16);
+    atest_line(m4 / m1 >= 3.9 && m4 / m1 <= 4.1 && c4 / c1 >= 3.9 && c4 / c1 <= 4.1,
+               "memory linear in T: T 1024 -> 4096 cache x%.2f, cache + scratch x%.2f (expect 4)",
+               c4 / c1, m4 / m1);
+    atest_line(m16 <= 256.0, "Path-X shape (B 8, H 2, T 16384, Dh 32): cache + scratch %.1f MB "
+                             "(<= 256)", m16);
 }
 
 int main(void)
@@ -349,6 +282,5 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(a, &cases[i]);
     check_memory(a);
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

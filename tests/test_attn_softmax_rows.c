@@ -28,14 +28,13 @@
  */
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn_testlib.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
-#include "options.h"
 #include "platform.h"
 #include "registry.h"
 #include "util.h"
@@ -56,135 +55,27 @@ static const uint64_t TEST_SEED = 20240613; /* inputs, dout and padding */
 static const uint64_t CTX_SEED = 42;
 static const uint64_t CTX_STEP = 7;
 
-static int n_pass, n_fail;
 static double worst_rows, worst_ref, worst_padded;
 
-LRA_PRINTF(2, 3) static void report(int ok, const char *fmt, ...)
+/* softmax on (B, H, T, Dh) with some options, on the inputs and padding of
+ * atest_run_fill_padded(TEST_SEED): the same for every run at the same shape. r is dout. */
+typedef atest_run run;
+
+/* Sets softmax up with options `opts` ("name=value,..." or NULL), attention dropout and threads.
+ * Dies on a rejection: every set-up here is meant to be valid. */
+static void run_open(run *r, int B, int H, int T, int D, const char *opts, float dropout,
+                     int threads)
 {
-    char line[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s softmax_rows: %s\n", ok ? "PASS" : "FAIL", line);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
-
-/* Inputs shared by every run: q, k, v, dout (B, H, T, Dh) and the key mask (B, T). */
-typedef struct problem {
-    lra_attn_shape shape;
-    size_t nx;               /* B·H·T·Dh */
-    float *q, *k, *v, *dout; /* q, k in (−2, 2); v, dout in (−1, 1) */
-    float *mask;             /* (B, T) */
-} problem;
-
-/* softmax set up on a problem with some options, and its outputs and gradients. */
-typedef struct run {
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    float *out, *dq, *dk, *dv; /* (B, H, T, Dh) */
-} run;
-
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-
-/* Random inputs. Padding: batch entry 0 has none; entry 1 pads its last 40% of keys and a random
- * 20% of the rest, keeping key 0; entry 2, if any, pads all. */
-static problem problem_make(int B, int H, int T, int D)
-{
-    problem pr = {.shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = T},
-                  .nx = (size_t)B * H * T * D};
-    const uint64_t key = lra_key(lra_key(TEST_SEED, (uint64_t)T), (uint64_t)D);
-    float **bufs[] = {&pr.q, &pr.k, &pr.v, &pr.dout};
-    const float amplitude[] = {2.0f, 2.0f, 1.0f, 1.0f};
-    for (int i = 0; i < 4; i++) {
-        const uint64_t ki = lra_key(key, (uint64_t)i);
-        *bufs[i] = floats(pr.nx);
-        for (size_t j = 0; j < pr.nx; j++)
-            (*bufs[i])[j] = amplitude[i] * (2.0f * lra_uniform(ki, j) - 1.0f);
-    }
-    pr.mask = floats((size_t)B * T);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            int real = 1;
-            if (b == 1)
-                real = t == 0 || (t < 0.6 * T && lra_uniform(lra_key(key, 9), (uint64_t)t) >= 0.2f);
-            else if (b >= 2)
-                real = 0;
-            pr.mask[(size_t)b * T + t] = (float)real;
-        }
-    return pr;
-}
-
-static void problem_free(problem *pr)
-{
-    void *bufs[] = {pr->q, pr->k, pr->v, pr->dout, pr->mask};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-/* Applies "name=value,..." to softmax's options in priv. Dies on a rejection. */
-static void apply_opts(const lra_attention *a, void *priv, const char *opts)
-{
-    char buf[128], why[256] = "";
-    snprintf(buf, sizeof buf, "%s", opts ? opts : "");
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        LRA_ASSERT(eq);
-        *eq = 0;
-        if (lra_opts_set(a->options, priv, kv, eq + 1, why, sizeof why) != 0)
-            lra_die("softmax: %s", why);
-    }
-}
-
-static void run_open(run *r, const problem *pr, const char *opts, float dropout, int threads)
-{
-    memset(r, 0, sizeof *r);
-    r->a = lra_attn_find("softmax");
-    LRA_ASSERT(r->a);
-    lra_attn_ctx *c = &r->ctx;
-    c->shape = pr->shape;
-    c->priv = lra_alloc(r->a->priv_size ? r->a->priv_size : 1, "plugin options");
-    lra_opts_defaults(r->a->options, c->priv);
-    apply_opts(r->a, c->priv, opts);
-    c->key_mask = pr->mask;
-    c->seed = CTX_SEED;
-    c->step = CTX_STEP;
-    c->training = dropout > 0.0f;
-    c->dropout = dropout;
-    c->threads = threads;
-    r->a->sizes(c, &r->sz);
-    c->params = floats(r->sz.n_params);
-    c->dparams = floats(r->sz.n_params);
-    c->state = floats(r->sz.n_state);
-    c->cache = floats(r->sz.n_cache);
-    c->scratch = floats(r->sz.n_scratch);
-    r->out = floats(pr->nx);
-    r->dq = floats(pr->nx);
-    r->dk = floats(pr->nx);
-    r->dv = floats(pr->nx);
-    char why[256] = "";
-    if (r->a->init(c, why, sizeof why) != LRA_ATTN_OK) lra_die("softmax: init: %s", why);
-}
-
-static void run_close(run *r)
-{
-    lra_attn_ctx *c = &r->ctx;
-    void *bufs[] = {c->priv, c->params, c->dparams, c->state, c->cache, c->scratch, r->out,
-                    r->dq, r->dk, r->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-/* Forward, then backward into zeroed dq, dk, dv. */
-static void run_step(run *r, const problem *pr)
-{
-    r->a->forward(&r->ctx, pr->q, pr->k, pr->v, r->out);
-    memset(r->dq, 0, pr->nx * sizeof(float));
-    memset(r->dk, 0, pr->nx * sizeof(float));
-    memset(r->dv, 0, pr->nx * sizeof(float));
-    r->a->backward(&r->ctx, pr->q, pr->k, pr->v, r->out, pr->dout, r->dq, r->dk, r->dv);
+    const lra_attn_ctx settings = {
+        .shape = {.batch = B, .heads = H, .len = T, .dim = D, .max_len = T},
+        .seed = CTX_SEED,
+        .step = CTX_STEP,
+        .training = dropout > 0.0f,
+        .dropout = dropout,
+        .threads = threads,
+    };
+    atest_run_open_or_die(r, "softmax", &settings, opts);
+    atest_run_fill_padded(r, TEST_SEED);
 }
 
 /* out, dq, dk, dv of the reference, in double. */
@@ -196,20 +87,20 @@ typedef struct reference {
  * definitions: S = s·Q Kᵀ over the real keys, P = softmax(S), P̃ = P ∘ Z/(1−p), O = P̃ V;
  * dV = P̃ᵀ dO, dP = (dO Vᵀ) ∘ Z/(1−p), dS = P ∘ (dP − rowsum(P ∘ dP)), dQ = s·dS K,
  * dK = s·dSᵀ Q. Z_ij = [lra_uniform(key(seed, step, slice), i·T + j) >= p]. */
-static reference reference_make(const problem *pr, float p)
+static reference reference_make(const run *r, float p)
 {
-    const int B = pr->shape.batch, H = pr->shape.heads, T = pr->shape.len, D = pr->shape.dim;
+    const int B = r->B, H = r->H, T = r->T, D = r->D;
     const double s = 1.0 / sqrt((double)D), inv_keep = 1.0 / (1.0 - (double)p);
     reference ref;
     double **bufs[] = {&ref.out, &ref.dq, &ref.dk, &ref.dv};
-    for (int i = 0; i < 4; i++) *bufs[i] = calloc(pr->nx, sizeof(double));
+    for (int i = 0; i < 4; i++) *bufs[i] = calloc(r->nx, sizeof(double));
     double *P = malloc((size_t)T * T * sizeof(double)), *Z = malloc((size_t)T * T * sizeof(double));
     double *G = malloc((size_t)T * T * sizeof(double));
     LRA_ASSERT(ref.out && ref.dq && ref.dk && ref.dv && P && Z && G);
     for (int bh = 0; bh < B * H; bh++) {
         const size_t off = (size_t)bh * T * D;
-        const float *Q = pr->q + off, *K = pr->k + off, *V = pr->v + off, *dO = pr->dout + off;
-        const float *mask = pr->mask + (size_t)(bh / H) * T;
+        const float *Q = r->q + off, *K = r->k + off, *V = r->v + off, *dO = r->r + off;
+        const float *mask = r->mask + (size_t)(bh / H) * T;
         const uint64_t key = lra_key(lra_key(CTX_SEED, CTX_STEP), (uint64_t)bh);
         for (int i = 0; i < T; i++) {
             double mx = -INFINITY, sum = 0.0;
@@ -266,80 +157,69 @@ static void reference_free(reference *ref)
 /* max |x − y| / max |y|, or max |x − y| when y is all 0 (then x must be 0 too); NaN: INFINITY. */
 static double rel_diff(const float *x, const float *y, size_t n)
 {
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs((double)y[i]));
-    }
+    const double err = atest_max_diff_f(x, y, n), scale = atest_max_abs(y, n);
     return scale > 0.0 ? err / scale : err;
 }
 
 static double rel_diff_ref(const float *x, const double *y, size_t n)
 {
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
+    const double err = atest_max_diff(x, y, n), scale = atest_max_abs_d(y, n);
     return scale > 0.0 ? err / scale : err;
 }
 
 /* One shape: rows = 1, 7, 64, T against rows = 0 and everything against the reference. */
 static void check_case(int T, int D, float dropout)
 {
-    problem pr = problem_make(3, 2, T, D);
-    reference ref = reference_make(&pr, dropout);
     run base;
-    run_open(&base, &pr, "rows=0", dropout, 2);
-    run_step(&base, &pr);
+    run_open(&base, 3, 2, T, D, "rows=0", dropout, 2);
+    atest_run_gradients(&base);
+    reference ref = reference_make(&base, dropout);
+    const size_t nx = base.nx;
 
     const int rows[] = {0, 1, 7, 64, T};
     for (size_t c = 0; c < sizeof rows / sizeof rows[0]; c++) {
         char opts[32];
         snprintf(opts, sizeof opts, "rows=%d", rows[c]);
         run got;
-        run_open(&got, &pr, opts, dropout, 2);
-        run_step(&got, &pr);
+        run_open(&got, 3, 2, T, D, opts, dropout, 2);
+        atest_run_gradients(&got);
         const float *g[] = {got.out, got.dq, got.dk, got.dv};
         const float *b[] = {base.out, base.dq, base.dk, base.dv};
         const double *d[] = {ref.out, ref.dq, ref.dk, ref.dv};
         double er[4], ed[4];
         for (int i = 0; i < 4; i++) {
-            er[i] = rel_diff(g[i], b[i], pr.nx);
-            ed[i] = rel_diff_ref(g[i], d[i], pr.nx);
+            er[i] = rel_diff(g[i], b[i], nx);
+            ed[i] = rel_diff_ref(g[i], d[i], nx);
         }
         const double wr = fmax(fmax(er[0], er[1]), fmax(er[2], er[3]));
         const double wd = fmax(fmax(ed[0], ed[1]), fmax(ed[2], ed[3]));
         worst_rows = fmax(worst_rows, wr);
         worst_ref = fmax(worst_ref, wd);
         if (rows[c] != 0)
-            report(wr <= TOL_ROWS, "T %d Dh %d dropout %.1f rows %d = rows 0 — rel err out %.1e, "
-                   "dq %.1e, dk %.1e, dv %.1e (tol %.0e)", T, D, dropout, rows[c], er[0], er[1],
-                   er[2], er[3], TOL_ROWS);
-        report(wd <= TOL_REF, "T %d Dh %d dropout %.1f rows %d = double reference — rel err out "
-               "%.1e, dq %.1e, dk %.1e, dv %.1e (tol %.0e)", T, D, dropout, rows[c], ed[0], ed[1],
-               ed[2], ed[3], TOL_REF);
+            atest_line(wr <= TOL_ROWS, "T %d Dh %d dropout %.1f rows %d = rows 0 — rel err out "
+                       "%.1e, dq %.1e, dk %.1e, dv %.1e (tol %.0e)", T, D, dropout, rows[c],
+                       er[0], er[1], er[2], er[3], TOL_ROWS);
+        atest_line(wd <= TOL_REF, "T %d Dh %d dropout %.1f rows %d = double reference — rel err "
+                   "out %.1e, dq %.1e, dk %.1e, dv %.1e (tol %.0e)", T, D, dropout, rows[c],
+                   ed[0], ed[1], ed[2], ed[3], TOL_REF);
 
         /* Batch entry 2 has no real key: o = 0 and no gradient reaches its q, k or v. */
-        const size_t from = 2 * (size_t)pr.shape.heads * T * D;
+        const size_t from = 2 * (size_t)got.H * T * D;
         double mx = 0.0;
         for (int i = 0; i < 4; i++)
-            for (size_t j = from; j < pr.nx; j++) mx = fmax(mx, fabs((double)g[i][j]));
+            for (size_t j = from; j < nx; j++) mx = fmax(mx, fabs((double)g[i][j]));
         worst_padded = fmax(worst_padded, mx);
-        run_close(&got);
+        atest_run_close(&got);
     }
-    run_close(&base);
+    atest_run_close(&base);
     reference_free(&ref);
-    problem_free(&pr);
 }
 
 /* Collected over every case and chunk size above, reported once. */
 static void report_all_padded(void)
 {
-    report(worst_padded == 0.0, "all-padded batch entry gives exactly 0 in out, dq, dk, dv "
-           "(every case above) — max |value| there %.2e", worst_padded);
+    atest_line(worst_padded == 0.0, "all-padded batch entry gives exactly 0 in out, dq, dk, dv "
+               "(every case above) — max |value| there %.2e", worst_padded);
 }
 
 static int same_bits(const run *x, const run *y, size_t nx)
@@ -352,41 +232,38 @@ static int same_bits(const run *x, const run *y, size_t nx)
 /* rows above T is clamped to T, which is one chunk: exactly what rows = 0 does. */
 static void check_clamp(void)
 {
-    problem pr = problem_make(3, 2, 100, 32);
     run a, b;
-    run_open(&a, &pr, "rows=0", 0.1f, 2);
-    run_open(&b, &pr, "rows=1000", 0.1f, 2);
-    run_step(&a, &pr);
-    run_step(&b, &pr);
-    report(same_bits(&a, &b, pr.nx) && a.sz.n_scratch == b.sz.n_scratch,
-           "rows 1000 at T 100 = rows 0, bit for bit, same scratch (%zu floats)", b.sz.n_scratch);
-    run_close(&a);
-    run_close(&b);
-    problem_free(&pr);
+    run_open(&a, 3, 2, 100, 32, "rows=0", 0.1f, 2);
+    run_open(&b, 3, 2, 100, 32, "rows=1000", 0.1f, 2);
+    atest_run_gradients(&a);
+    atest_run_gradients(&b);
+    atest_line(same_bits(&a, &b, a.nx) && a.sz.n_scratch == b.sz.n_scratch,
+               "rows 1000 at T 100 = rows 0, bit for bit, same scratch (%zu floats)",
+               b.sz.n_scratch);
+    atest_run_close(&a);
+    atest_run_close(&b);
 }
 
 /* backward reads the cache without changing it: a second backward gives the same gradients. */
 static void check_backward_twice(void)
 {
-    problem pr = problem_make(3, 2, 100, 32);
     run r;
-    run_open(&r, &pr, "rows=7", 0.1f, 2);
-    run_step(&r, &pr);
-    float *first = floats(3 * pr.nx);
-    memcpy(first, r.dq, pr.nx * sizeof(float));
-    memcpy(first + pr.nx, r.dk, pr.nx * sizeof(float));
-    memcpy(first + 2 * pr.nx, r.dv, pr.nx * sizeof(float));
-    memset(r.dq, 0, pr.nx * sizeof(float));
-    memset(r.dk, 0, pr.nx * sizeof(float));
-    memset(r.dv, 0, pr.nx * sizeof(float));
-    r.a->backward(&r.ctx, pr.q, pr.k, pr.v, r.out, pr.dout, r.dq, r.dk, r.dv);
-    const size_t bytes = pr.nx * sizeof(float);
-    report(!memcmp(first, r.dq, bytes) && !memcmp(first + pr.nx, r.dk, bytes) &&
-           !memcmp(first + 2 * pr.nx, r.dv, bytes),
-           "a second backward (rows 7, dropout 0.1) gives bit-identical gradients");
+    run_open(&r, 3, 2, 100, 32, "rows=7", 0.1f, 2);
+    atest_run_gradients(&r);
+    const size_t nx = r.nx, bytes = nx * sizeof(float);
+    float *first = atest_floats(3 * nx);
+    memcpy(first, r.dq, bytes);
+    memcpy(first + nx, r.dk, bytes);
+    memcpy(first + 2 * nx, r.dv, bytes);
+    memset(r.dq, 0, bytes);
+    memset(r.dk, 0, bytes);
+    memset(r.dv, 0, bytes);
+    r.a->backward(&r.ctx, r.q, r.k, r.v, r.out, r.r, r.dq, r.dk, r.dv);
+    atest_line(!memcmp(first, r.dq, bytes) && !memcmp(first + nx, r.dk, bytes) &&
+               !memcmp(first + 2 * nx, r.dv, bytes),
+               "a second backward (rows 7, dropout 0.1) gives bit-identical gradients");
     lra_free(first);
-    run_close(&r);
-    problem_free(&pr);
+    atest_run_close(&r);
 }
 
 /* Work is split by slice only, so 1 and 2 threads give bit-identical results when the process's
@@ -394,21 +271,19 @@ static void check_backward_twice(void)
  * tests/test_attn_flash.c). */
 static void check_threads(void)
 {
-    problem pr = problem_make(3, 2, 257, 32);
     const int threads = lra_threads();
     run one, two;
-    run_open(&one, &pr, NULL, 0.1f, 1);
-    run_open(&two, &pr, NULL, 0.1f, 2);
+    run_open(&one, 3, 2, 257, 32, NULL, 0.1f, 1);
+    run_open(&two, 3, 2, 257, 32, NULL, 0.1f, 2);
     lra_set_threads(1);
-    run_step(&one, &pr);
+    atest_run_gradients(&one);
     lra_set_threads(2);
-    run_step(&two, &pr);
+    atest_run_gradients(&two);
     lra_set_threads(threads);
-    report(same_bits(&one, &two, pr.nx), "1 and 2 threads bit-identical — B 3 H 2 T 257 Dh 32, "
-           "default rows, dropout 0.1");
-    run_close(&one);
-    run_close(&two);
-    problem_free(&pr);
+    atest_line(same_bits(&one, &two, one.nx),
+               "1 and 2 threads bit-identical — B 3 H 2 T 257 Dh 32, default rows, dropout 0.1");
+    atest_run_close(&one);
+    atest_run_close(&two);
 }
 
 /* Float counts and flops of softmax with `opts` at B, H 2, T, Dh 32. */
@@ -416,9 +291,8 @@ static lra_attn_sizes sizes_at(const char *opts, int B, int T, double *flops)
 {
     const lra_attention *a = lra_attn_find("softmax");
     lra_attn_ctx c = {.shape = {.batch = B, .heads = 2, .len = T, .dim = 32, .max_len = T}};
-    c.priv = lra_alloc(a->priv_size ? a->priv_size : 1, "plugin options");
-    lra_opts_defaults(a->options, c.priv);
-    apply_opts(a, c.priv, opts);
+    char why[256] = "";
+    if (atest_ctx_options(&c, a, opts, why, sizeof why)) lra_die("softmax: %s", why);
     lra_attn_sizes sz;
     a->sizes(&c, &sz);
     if (flops) *flops = a->flops(&c);
@@ -447,25 +321,23 @@ static void check_memory(void)
         const double rt = (t2 - t1) / (t1 - t0);
         const int quadratic = strcmp(cases[i], "rows=0") == 0;
         const int ok = quadratic ? rt >= 3.9 : rc <= 2.05 && rt <= 2.05;
-        report(ok, "%s: cache + scratch %s in T — increments x%.3f (n_cache x%.3f), %.1f MB at "
-               "B 2 H 2 T 4096", *cases[i] ? cases[i] : "default rows",
-               quadratic ? "quadratic" : "linear", rt, rc, 4e-6 * t2);
+        atest_line(ok, "%s: cache + scratch %s in T — increments x%.3f (n_cache x%.3f), %.1f MB at "
+                   "B 2 H 2 T 4096", *cases[i] ? cases[i] : "default rows",
+                   quadratic ? "quadratic" : "linear", rt, rc, 4e-6 * t2);
     }
-    report(same_flops, "flops do not depend on rows");
+    atest_line(same_flops, "flops do not depend on rows");
 
     /* Path-X: B 8, H 2, T 16384, Dh 32, default rows, per attention layer. */
     const lra_attn_sizes px = sizes_at("", 8, 16384, NULL);
     const double mb = 4.0 * (double)(px.n_cache + px.n_scratch) / 1048576.0;
-    report(mb < 512.0, "Path-X shape (B 8 H 2 T 16384): cache + scratch %.1f MiB per layer, "
-           "limit 512", mb);
+    atest_line(mb < 512.0, "Path-X shape (B 8 H 2 T 16384): cache + scratch %.1f MiB per layer, "
+               "limit 512", mb);
 }
 
 /* Forward + backward time, best of 3, at B 2, H 2, T 2048, Dh 32 for a few chunk sizes. Printed
  * for information; timing is not a pass/fail criterion. */
 static void report_timing(void)
 {
-    problem pr = problem_make(2, 2, 2048, 32);
-    for (size_t i = 0; i < (size_t)2 * 2048; i++) pr.mask[i] = 1.0f;
     const int rows[] = {0, 16, 64, 256};
     printf("     time at B 2, H 2, T 2048, Dh 32, %d threads, forward + backward (best of 3):",
            omp_get_max_threads());
@@ -473,23 +345,24 @@ static void report_timing(void)
         char opts[32];
         snprintf(opts, sizeof opts, "rows=%d", rows[c]);
         run r;
-        run_open(&r, &pr, opts, 0.0f, omp_get_max_threads());
+        run_open(&r, 2, 2, 2048, 32, opts, 0.0f, omp_get_max_threads());
+        for (size_t i = 0; i < (size_t)2 * 2048; i++) r.mask[i] = 1.0f; /* no padding */
         double best = INFINITY;
         for (int i = 0; i < 3; i++) {
             const double t0 = lra_now();
-            run_step(&r, &pr);
+            atest_run_gradients(&r);
             best = fmin(best, lra_now() - t0);
         }
         printf(" rows %d %.1f ms%s", rows[c], 1e3 * best,
                c + 1 < sizeof rows / sizeof rows[0] ? "," : "\n");
-        run_close(&r);
+        atest_run_close(&r);
     }
-    problem_free(&pr);
 }
 
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    atest_line_prefix("softmax_rows: ");
     if (!lra_attn_find("softmax")) {
         printf("FAIL softmax_rows: registry — softmax is not registered\n0 passed, 1 failed\n");
         return 1;
@@ -509,6 +382,5 @@ int main(void)
     check_threads();
     check_memory();
     report_timing();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }

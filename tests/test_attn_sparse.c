@@ -21,12 +21,12 @@
  * status 1 on any failure.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attn_blocks.h"
+#include "attn_testlib.h"
 #include "gradcheck.h"
 #include "lra_attention.h"
 #include "lra_rng.h"
@@ -40,22 +40,6 @@ static const uint64_t TEST_SEED = 77031; /* inputs, dout, projections */
 static const uint64_t CTX_SEED = 42;     /* ctx->seed */
 static const uint64_t CTX_STEP = 5;      /* ctx->step */
 static const double TOL_REFERENCE = 1e-5;
-
-static int n_pass, n_fail;
-
-LRA_PRINTF(2, 3) static void report(int ok, const char *fmt, ...)
-{
-    char line[320];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    printf("%s %s\n", ok ? "PASS" : "FAIL", line);
-    if (ok)
-        n_pass++;
-    else
-        n_fail++;
-}
 
 /* One test case: a variant, a shape and the pattern parameters, which are written into the
  * variant's option string and read by the reference rules below. */
@@ -146,101 +130,37 @@ static int rule_bigbird(const tcase *c, const float *u, int rows, int h, int i, 
 
 /* ---- A variant set up on a case ---- */
 
-typedef struct run {
-    const tcase *c;
-    const lra_attention *a;
-    lra_attn_ctx ctx;
-    lra_attn_sizes sz;
-    size_t nx;                      /* floats in each (B, H, T, Dh) buffer */
-    float *q, *k, *v, *out, *dout;  /* (B, H, T, Dh) */
-    float *dq, *dk, *dv;            /* (B, H, T, Dh) */
-    float mask[BATCH * MAX_T];      /* (B, T) */
-} run;
+/* A variant on a case: (BATCH, HEADS, c->T, DIM); r is dout. */
+typedef atest_run run;
 
-static float *floats(size_t n) { return lra_alloc((n ? n : 1) * sizeof(float), "test buffer"); }
-
-static void fill(float *x, size_t n, uint64_t key, float amplitude)
-{
-    for (size_t i = 0; i < n; i++) x[i] = amplitude * (2.0f * lra_uniform(key, i) - 1.0f);
-}
-
+/* Variant c->variant on case c, with ctx->seed = seed. Returns 0, or 1 with the reason in why. */
 static int run_open(run *r, const tcase *c, uint64_t seed, char *why, size_t whylen)
 {
-    memset(r, 0, sizeof *r);
-    r->c = c;
-    r->a = lra_attn_find(c->variant);
-    if (!r->a) {
-        snprintf(why, whylen, "variant '%s' is not registered", c->variant);
-        return 1;
-    }
-    lra_attn_ctx *x = &r->ctx;
-    x->shape = (lra_attn_shape){.batch = BATCH, .heads = HEADS, .len = c->T, .dim = DIM,
-                                .max_len = c->T};
-    x->priv = lra_alloc(r->a->priv_size, "plugin options");
-    lra_opts_defaults(r->a->options, x->priv);
-    char opts[160], buf[160];
+    char opts[160];
     case_options(c, opts, sizeof opts);
-    snprintf(buf, sizeof buf, "%s", opts);
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        *eq = 0;
-        if (lra_opts_set(r->a->options, x->priv, kv, eq + 1, why, whylen) != 0) return 1;
-    }
-    for (int b = 0; b < BATCH; b++)
-        for (int t = 0; t < c->T; t++)
-            r->mask[b * c->T + t] = b == 1 && t >= c->T - c->pad ? 0.0f : 1.0f;
-    x->key_mask = r->mask;
-    x->seed = seed;
-    x->step = CTX_STEP;
-    x->training = c->dropout > 0.0f;
-    x->dropout = c->dropout;
-    x->threads = 2;
-    r->a->sizes(x, &r->sz);
-    x->params = floats(r->sz.n_params);
-    x->dparams = floats(r->sz.n_params);
-    x->state = floats(r->sz.n_state);
-    x->cache = floats(r->sz.n_cache);
-    x->scratch = floats(r->sz.n_scratch);
-    r->nx = (size_t)BATCH * HEADS * c->T * DIM;
-    float **bufs[] = {&r->q, &r->k, &r->v, &r->out, &r->dout, &r->dq, &r->dk, &r->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = floats(r->nx);
-    fill(r->q, r->nx, lra_key(TEST_SEED, 1), 2.0f);
-    fill(r->k, r->nx, lra_key(TEST_SEED, 2), 2.0f);
-    fill(r->v, r->nx, lra_key(TEST_SEED, 3), 1.0f);
-    fill(r->dout, r->nx, lra_key(TEST_SEED, 4), 1.0f);
-    if (r->a->init(x, why, whylen) != LRA_ATTN_OK) return 1;
+    const lra_attn_ctx settings = {
+        .shape = {.batch = BATCH, .heads = HEADS, .len = c->T, .dim = DIM, .max_len = c->T},
+        .seed = seed,
+        .step = CTX_STEP,
+        .training = c->dropout > 0.0f,
+        .dropout = c->dropout,
+        .threads = 2,
+    };
+    if (atest_run_open(r, lra_attn_find(c->variant), &settings, opts, why, whylen)) return 1;
+    atest_run_pad_last_keys(r, c->pad); /* BATCH = 2: batch 1's last c->pad keys */
+    atest_run_fill(r, TEST_SEED, 2.0f);
+    if (r->a->init(&r->ctx, why, whylen) != LRA_ATTN_OK) return 1;
     /* Projections away from their identity initialisation, so that a transposed W in backward
      * cannot hide. */
-    fill(x->params, r->sz.n_params, lra_key(TEST_SEED, 5), 0.8f);
+    atest_fill_uniform(r->ctx.params, r->sz.n_params, lra_key(TEST_SEED, 5), 0.8f);
     return 0;
-}
-
-static void run_close(run *r)
-{
-    lra_attn_ctx *x = &r->ctx;
-    if (r->a && r->a->free) r->a->free(x);
-    void *bufs[] = {x->priv, x->params, x->dparams, x->state, x->cache, x->scratch, r->q, r->k,
-                    r->v, r->out, r->dout, r->dq, r->dk, r->dv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) lra_free(bufs[i]);
-}
-
-/* out, then fresh gradients for dout. */
-static void run_pass(run *r)
-{
-    memset(r->dq, 0, r->nx * sizeof(float));
-    memset(r->dk, 0, r->nx * sizeof(float));
-    memset(r->dv, 0, r->nx * sizeof(float));
-    if (r->sz.n_params) memset(r->ctx.dparams, 0, r->sz.n_params * sizeof(float));
-    r->a->forward(&r->ctx, r->q, r->k, r->v, r->out);
-    r->a->backward(&r->ctx, r->q, r->k, r->v, r->out, r->dout, r->dq, r->dk, r->dv);
 }
 
 /* ---- The brute-force reference ---- */
 
 /* Whether query i of head h sees key j under the case's pattern (padding aside). */
-static int ref_in_set(const run *r, int h, int i, int j)
+static int ref_in_set(const run *r, const tcase *c, int h, int i, int j)
 {
-    const tcase *c = r->c;
     if (strcmp(c->variant, "local") == 0) return rule_local(c, i, j);
     if (strcmp(c->variant, "sparse") == 0) return rule_sparse(c, i, j);
     if (strcmp(c->variant, "longformer") == 0) return rule_longformer(c, i, j);
@@ -322,9 +242,9 @@ static void ref_chain(const double *X, const double *dY, int n, const float *W, 
 }
 
 /* out, dq, dk, dv (B, H, T, Dh) and dparams, all double. */
-static void reference(const run *r, double *o, double *gq, double *gk, double *gv, double *gw)
+static void reference(const run *r, const tcase *c, double *o, double *gq, double *gk, double *gv,
+                      double *gw)
 {
-    const tcase *c = r->c;
     const int T = c->T, proj = strcmp(c->variant, "longformer") == 0 && c->global && c->proj;
     static ref_slice sl;
     memset(gq, 0, r->nx * sizeof(double));
@@ -339,7 +259,7 @@ static void reference(const run *r, double *o, double *gq, double *gk, double *g
                 sl.q[t] = r->q[base + t];
                 sl.k[t] = r->k[base + t];
                 sl.v[t] = r->v[base + t];
-                sl.dO[t] = r->dout[base + t];
+                sl.dO[t] = r->r[base + t];
             }
             const float *W = proj ? r->ctx.params + (size_t)h * 3 * DIM * DIM : NULL;
             if (proj) {
@@ -355,7 +275,7 @@ static void reference(const run *r, double *o, double *gq, double *gk, double *g
                 int in[MAX_T];
                 double keep[MAX_T];
                 for (int j = 0; j < T; j++) {
-                    in[j] = r->mask[b * T + j] != 0.0f && ref_in_set(r, h, i, j);
+                    in[j] = r->mask[b * T + j] != 0.0f && ref_in_set(r, c, h, i, j);
                     keep[j] = 1.0;
                     if (c->dropout > 0.0f)
                         keep[j] = lra_uniform(drop, (uint64_t)i * T + j) >= c->dropout
@@ -377,32 +297,20 @@ static void reference(const run *r, double *o, double *gq, double *gk, double *g
         }
 }
 
-/* max |x − y| / max |y|; NaN gives INFINITY. */
-static double rel_diff(const float *x, const double *y, size_t n)
-{
-    double err = 0.0, scale = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        const double d = fabs((double)x[i] - y[i]);
-        if (!(d <= err)) err = isnan(d) ? INFINITY : d;
-        scale = fmax(scale, fabs(y[i]));
-    }
-    return err / fmax(scale, 1e-30);
-}
-
 static void check_case(const tcase *c)
 {
     char opts[160], why[256] = "";
     case_options(c, opts, sizeof opts);
     run r;
     if (run_open(&r, c, CTX_SEED, why, sizeof why) != 0) {
-        report(0, "%s %s T=%d: set-up — %s", c->variant, opts, c->T, why);
-        run_close(&r);
+        atest_line(0, "%s %s T=%d: set-up — %s", c->variant, opts, c->T, why);
+        atest_run_close(&r);
         return;
     }
-    run_pass(&r);
+    atest_run_gradients(&r);
     const size_t np = r.sz.n_params;
     double *ref = lra_alloc((4 * r.nx + np + 1) * sizeof(double), "reference");
-    reference(&r, ref, ref + r.nx, ref + 2 * r.nx, ref + 3 * r.nx, ref + 4 * r.nx);
+    reference(&r, c, ref, ref + r.nx, ref + 2 * r.nx, ref + 3 * r.nx, ref + 4 * r.nx);
     const float *got[] = {r.out, r.dq, r.dk, r.dv, r.ctx.dparams};
     const size_t n[] = {r.nx, r.nx, r.nx, r.nx, np};
     const char *name[] = {"out", "dq", "dk", "dv", "dparams"};
@@ -410,15 +318,15 @@ static void check_case(const tcase *c)
     double worst = 0.0;
     for (size_t m = 0, off = 0; m < 5; off += n[m], m++) {
         if (n[m] == 0) continue;
-        const double e = rel_diff(got[m], ref + off, n[m]);
+        const double e = atest_rel_err(got[m], ref + off, n[m]);
         worst = fmax(worst, e);
         const size_t len = strlen(detail);
         snprintf(detail + len, sizeof detail - len, "%s%s %.1e", len ? ", " : "", name[m], e);
     }
-    report(worst <= TOL_REFERENCE, "%s %s T=%d pad=%d%s: matches brute-force reference — %s",
-           c->variant, opts, c->T, c->pad, c->dropout > 0.0f ? " dropout=0.2" : "", detail);
+    atest_line(worst <= TOL_REFERENCE, "%s %s T=%d pad=%d%s: matches brute-force reference — %s",
+               c->variant, opts, c->T, c->pad, c->dropout > 0.0f ? " dropout=0.2" : "", detail);
     lra_free(ref);
-    run_close(&r);
+    atest_run_close(&r);
 }
 
 /* ---- Cost ---- */
@@ -433,18 +341,9 @@ static int cost_at(const char *variant, const char *opts, int T, cost *out)
 {
     const lra_attention *a = lra_attn_find(variant);
     if (!a) return 1;
-    char buf[160], why[256];
+    char why[256];
     lra_attn_ctx x = {.shape = {.batch = 1, .heads = 1, .len = T, .dim = 64, .max_len = T}};
-    x.priv = lra_alloc(a->priv_size, "plugin options");
-    lra_opts_defaults(a->options, x.priv);
-    snprintf(buf, sizeof buf, "%s", opts);
-    int bad = 0;
-    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv && !bad;
-         kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        *eq = 0;
-        bad = lra_opts_set(a->options, x.priv, kv, eq + 1, why, sizeof why) != 0;
-    }
+    const int bad = atest_ctx_options(&x, a, opts, why, sizeof why);
     if (!bad) {
         a->sizes(&x, &out->sz);
         out->flops = a->flops(&x);
@@ -463,17 +362,17 @@ static void check_growth(const char *variant, const char *opts, double max_flops
     cost c0, c1, c2;
     if (cost_at(variant, opts, 1024, &c0) || cost_at(variant, opts, 2048, &c1) ||
         cost_at(variant, opts, 4096, &c2)) {
-        report(0, "%s %s: cost — variant or options unknown", variant, opts);
+        atest_line(0, "%s %s: cost — variant or options unknown", variant, opts);
         return;
     }
     const double rf = (c2.flops - c1.flops) / (c1.flops - c0.flops);
     const double rc = (double)c2.sz.n_cache / (double)c1.sz.n_cache;
     const double rs = (double)c2.sz.n_scratch / (double)c1.sz.n_scratch;
-    report(rf <= max_flops_ratio && rc <= 2.05 && rs <= 2.05,
-           "%s %s: cost T=4096 vs 2048 — flops %.3g (x%.3f; increments x%.3f, limit %.3f), "
-           "n_cache %zu (x%.3f), n_scratch %zu (x%.3f)", variant, *opts ? opts : "(defaults)",
-           c2.flops, c2.flops / c1.flops, rf, max_flops_ratio, c2.sz.n_cache, rc,
-           c2.sz.n_scratch, rs);
+    atest_line(rf <= max_flops_ratio && rc <= 2.05 && rs <= 2.05,
+               "%s %s: cost T=4096 vs 2048 — flops %.3g (x%.3f; increments x%.3f, limit %.3f), "
+               "n_cache %zu (x%.3f), n_scratch %zu (x%.3f)", variant, *opts ? opts : "(defaults)",
+               c2.flops, c2.flops / c1.flops, rf, max_flops_ratio, c2.sz.n_cache, rc,
+               c2.sz.n_scratch, rs);
 }
 
 static void check_costs(void)
@@ -484,9 +383,9 @@ static void check_costs(void)
         const double rc = (double)s2.sz.n_cache / (double)s1.sz.n_cache;
         /* Only softmax's flops are quadratic by definition; its cache may be O(T) (issue 7:
          * probabilities recomputed in backward), so it is printed, not checked. */
-        report(rf >= 3.9, "softmax: cost T=4096 vs 2048 — flops %.3g (x%.3f): quadratic, for "
-               "comparison; n_cache %zu (x%.3f)", s2.flops, rf, s2.sz.n_cache,
-               rc);
+        atest_line(rf >= 3.9, "softmax: cost T=4096 vs 2048 — flops %.3g (x%.3f): quadratic, for "
+                   "comparison; n_cache %zu (x%.3f)", s2.flops, rf, s2.sz.n_cache,
+                   rc);
     }
     check_growth("local", "", 2.05);
     check_growth("local", "block=64,pattern=strided", 2.05);
@@ -503,17 +402,16 @@ static void check_costs(void)
     check_growth("sparse", "", 1.02 * inc2 / inc1);
     cost sp;
     if (cost_at("sparse", "", 4096, &sp) == 0)
-        report(sp.flops < 0.25 * s2.flops, "sparse (defaults): flops at T=4096 are %.3f of "
-               "softmax's", sp.flops / s2.flops);
+        atest_line(sp.flops < 0.25 * s2.flops, "sparse (defaults): flops at T=4096 are %.3f of "
+                   "softmax's", sp.flops / s2.flops);
 }
 
 /* ---- BigBird's random blocks ---- */
 
 /* The random blocks of every (head, interior query block) as the reference derives them from
  * the state, into ids, head by head; returns the number of ids written. */
-static size_t bigbird_blocks(const run *r, int *ids)
+static size_t bigbird_blocks(const run *r, const tcase *c, int *ids)
 {
-    const tcase *c = r->c;
     const int rows = (c->T + c->block - 1) / c->block;
     size_t n = 0;
     for (int h = 0; h < HEADS; h++)
@@ -525,15 +423,6 @@ static size_t bigbird_blocks(const run *r, int *ids)
     return n;
 }
 
-static double bigbird_loss(void *arg)
-{
-    run *r = arg;
-    r->a->forward(&r->ctx, r->q, r->k, r->v, r->out);
-    double l = 0.0;
-    for (size_t i = 0; i < r->nx; i++) l += (double)r->out[i] * r->dout[i];
-    return l;
-}
-
 static void check_bigbird_random(void)
 {
     static const tcase c = {.variant = "bigbird", .T = 40, .block = 2, .random = 3};
@@ -543,33 +432,34 @@ static void check_bigbird_random(void)
     run r1, r2;
     if (run_open(&r1, &c, CTX_SEED, why, sizeof why) || run_open(&r2, &c, CTX_SEED + 1, why,
                                                                   sizeof why)) {
-        report(0, "bigbird random blocks: set-up — %s", why);
-        run_close(&r1);
-        run_close(&r2);
+        atest_line(0, "bigbird random blocks: set-up — %s", why);
+        atest_run_close(&r1);
+        atest_run_close(&r2);
         return;
     }
     /* Same across calls and steps (evaluation): state and outputs bit-identical. */
-    float *o1 = floats(r1.nx), *s1 = floats(r1.sz.n_state);
+    float *o1 = atest_floats(r1.nx), *s1 = atest_floats(r1.sz.n_state);
     memcpy(s1, r1.ctx.state, r1.sz.n_state * sizeof(float));
     r1.a->forward(&r1.ctx, r1.q, r1.k, r1.v, o1);
     r1.ctx.step = CTX_STEP + 100;
     r1.a->forward(&r1.ctx, r1.q, r1.k, r1.v, r1.out);
-    report(!memcmp(o1, r1.out, r1.nx * sizeof(float)) &&
+    atest_line(!memcmp(o1, r1.out, r1.nx * sizeof(float)) &&
                !memcmp(s1, r1.ctx.state, r1.sz.n_state * sizeof(float)),
-           "bigbird random blocks: same across calls and steps (outputs and state bit-identical)");
+               "bigbird random blocks: same across calls and steps (outputs and state "
+               "bit-identical)");
 
     /* Different across layer seeds, and across heads. */
-    const size_t n = bigbird_blocks(&r1, ids_a);
-    bigbird_blocks(&r2, ids_b);
+    const size_t n = bigbird_blocks(&r1, &c, ids_a);
+    bigbird_blocks(&r2, &c, ids_b);
     size_t same = 0;
     for (size_t i = 0; i < n; i++) same += ids_a[i] == ids_b[i];
-    report(same < n / 2, "bigbird random blocks: differ across layer seeds — %zu of %zu block ids "
-           "agree", same, n);
+    atest_line(same < n / 2, "bigbird random blocks: differ across layer seeds — %zu of %zu block "
+               "ids agree", same, n);
     const size_t half = n / 2; /* the ids of head 0, then those of head 1 */
     same = 0;
     for (size_t i = 0; i < half; i++) same += ids_a[i] == ids_a[half + i];
-    report(same < half / 2, "bigbird random blocks: differ across heads — %zu of %zu agree", same,
-           half);
+    atest_line(same < half / 2, "bigbird random blocks: differ across heads — %zu of %zu agree",
+               same, half);
 
     /* redraw=1: a training step draws its own blocks, and backward uses the same ones. */
     lra_opts_set(r1.a->options, r1.ctx.priv, "redraw", "1", why, sizeof why);
@@ -578,25 +468,25 @@ static void check_bigbird_random(void)
     r1.a->forward(&r1.ctx, r1.q, r1.k, r1.v, o1);
     r1.ctx.step = 2;
     r1.a->forward(&r1.ctx, r1.q, r1.k, r1.v, r1.out);
-    report(memcmp(o1, r1.out, r1.nx * sizeof(float)) != 0,
-           "bigbird redraw=1: outputs of two training steps differ");
-    run_pass(&r1);
+    atest_line(memcmp(o1, r1.out, r1.nx * sizeof(float)) != 0,
+               "bigbird redraw=1: outputs of two training steps differ");
+    atest_run_gradients(&r1);
     lra_gradcheck_opts go = lra_gradcheck_defaults();
     const float *g[] = {r1.dq, r1.dk, r1.dv};
     float *x[] = {r1.q, r1.k, r1.v};
     double worst = 0.0;
     int ok = 1;
     for (int m = 0; m < 3; m++) {
-        const lra_gradcheck_result res = lra_gradcheck(bigbird_loss, &r1, x[m], g[m], r1.nx, &go);
+        const lra_gradcheck_result res = lra_gradcheck(atest_run_loss, &r1, x[m], g[m], r1.nx, &go);
         worst = fmax(worst, res.worst_rel);
         ok &= res.verdict != LRA_GC_FAIL;
     }
-    report(ok, "bigbird redraw=1: gradient check q, k, v at one step — worst rel err %.2e",
-           worst);
+    atest_line(ok, "bigbird redraw=1: gradient check q, k, v at one step — worst rel err %.2e",
+               worst);
     lra_free(o1);
     lra_free(s1);
-    run_close(&r1);
-    run_close(&r2);
+    atest_run_close(&r1);
+    atest_run_close(&r2);
 }
 
 /* ---- The engine on its own ---- */
@@ -642,13 +532,13 @@ static void check_engine(size_t tile, float drop)
                                   .band_lo = -2, .band_hi = 2, .tile = tile};
     lra_blocks_size z;
     lra_blocks_measure(&p, 1, ENG_T, &z);
-    float *scratch = floats(lra_blocks_scratch(&z, DIM));
+    float *scratch = atest_floats(lra_blocks_scratch(&z, DIM));
     float q[N], k[N], v[N], dO[N], out[N], dq[N] = {0}, dk[N] = {0}, dv[N] = {0};
     float mask[ENG_T], lse[ENG_T];
-    fill(q, N, lra_key(TEST_SEED, 11), 2.0f);
-    fill(k, N, lra_key(TEST_SEED, 12), 2.0f);
-    fill(v, N, lra_key(TEST_SEED, 13), 1.0f);
-    fill(dO, N, lra_key(TEST_SEED, 14), 1.0f);
+    atest_fill_uniform(q, N, lra_key(TEST_SEED, 11), 2.0f);
+    atest_fill_uniform(k, N, lra_key(TEST_SEED, 12), 2.0f);
+    atest_fill_uniform(v, N, lra_key(TEST_SEED, 13), 1.0f);
+    atest_fill_uniform(dO, N, lra_key(TEST_SEED, 14), 1.0f);
     for (int j = 0; j < ENG_T; j++) mask[j] = j == 7 || j == 21 || j >= ENG_T - 3 ? 0.0f : 1.0f;
     const uint64_t key = lra_key(lra_key(CTX_SEED, CTX_STEP), 0);
     const lra_blocks_slice s = {.q = q, .k = k, .v = v, .mask = mask, .lse = lse,
@@ -678,10 +568,11 @@ static void check_engine(size_t tile, float drop)
     }
     const float *got[] = {out, dq, dk, dv};
     double worst = 0.0;
-    for (int m = 0; m < 4; m++) worst = fmax(worst, rel_diff(got[m], ref[m], N));
-    report(worst <= TOL_REFERENCE, "engine: global rows, strided groups, overlapping spans, "
-           "tile budget %zu (largest tile %zu)%s: matches brute-force reference — worst %.1e",
-           tile ? tile : LRA_BLOCKS_TILE, z.max_tile, drop > 0.0f ? ", dropout 0.2" : "", worst);
+    for (int m = 0; m < 4; m++) worst = fmax(worst, atest_rel_err(got[m], ref[m], N));
+    atest_line(worst <= TOL_REFERENCE, "engine: global rows, strided groups, overlapping spans, "
+               "tile budget %zu (largest tile %zu)%s: matches brute-force reference — worst %.1e",
+               tile ? tile : LRA_BLOCKS_TILE, z.max_tile, drop > 0.0f ? ", dropout 0.2" : "",
+               worst);
     lra_free(scratch);
 }
 
@@ -727,6 +618,5 @@ int main(void)
     check_engine(40, 0.2f);
     check_costs();
     check_bigbird_random();
-    printf("%d passed, %d failed\n", n_pass, n_fail);
-    return n_fail ? 1 : 0;
+    return atest_summary();
 }
