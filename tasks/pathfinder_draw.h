@@ -1,6 +1,7 @@
 /* pathfinder_draw.h — the Pathfinder / Path-X snake generator and the codecs of LRA's release
- * layout (8-bit grey PNG, text metadata lines): the internals of tasks/pathfinder.c that its
- * test and its fuzz harness exercise directly.
+ * layout (8-bit grey PNG, text metadata lines): the internals of the Pathfinder task
+ * (tasks/pathfinder*.c; which file holds what: pathfinder_internal.h) that its test and its fuzz
+ * harness exercise directly.
  *
  * The generator follows drewlinsley/pathfinder (snakes2.py, snakes.py) step by step; see the
  * comment at the top of pathfinder.c and /work/shared/reference/lra-tasks.md §6.4. Every random
