@@ -15,8 +15,8 @@ static void help(void)
 {
     printf("usage: lra train --task T --attn A [--preset P] [--steps N] [--seed S]\n"
            "                 [--set key=value]... [--threads N] [--out FILE.h5]\n"
-           "                 [--resume] [--data-dir DIR] [--input PATH] [--plugin PATH]\n"
-           "                 [--print-config] [--quiet]\n\n"
+           "                 [--resume] [--keep-model] [--data-dir DIR] [--input PATH]\n"
+           "                 [--plugin PATH] [--print-config] [--quiet]\n\n"
            "Trains the LRA encoder with attention variant A on task T, evaluates on the\n"
            "validation split every eval_every steps, keeps the best parameters and reports\n"
            "their test accuracy.\n\n"
@@ -30,6 +30,8 @@ static void help(void)
            "  --out FILE.h5     write the run (config, curves, final metrics) to HDF5, and\n"
            "                    a checkpoint FILE.h5.ckpt at every validation\n"
            "  --resume          continue from FILE.h5.ckpt if it exists (same settings)\n"
+           "  --keep-model      when the run finishes, keep its checkpoint (best parameters)\n"
+           "                    as FILE.h5.model, e.g. for 'lra approx --checkpoint'\n"
            "  --data-dir DIR    where the full datasets are (default: $LRA_DATA, else\n"
            "                    ../shared/data; without them the samples in tasks/samples/)\n"
            "  --input PATH      read the task from this file, directory or archive\n"
@@ -39,8 +41,8 @@ static void help(void)
            "Ctrl-C stops after the current step and keeps the checkpoint.\n"
            "Under mpirun/srun (MPI build), mpirun -np N lra train ... trains this one run\n"
            "data-parallel: each rank computes a shard of every batch, gradients are averaged\n"
-           "with MPI_Allreduce, rank 0 writes the results. Set dropout=0 and attn_dropout=0 to\n"
-           "reproduce a single-process run (dropout masks depend on the row within a shard).\n"
+           "with MPI_Allreduce, rank 0 writes the results. The run equals a single-process\n"
+           "run up to reduction order, dropout included (masks follow the global batch).\n"
            "Exit status: 0 finished, 1 failed or diverged, 2 usage error, 3 the variant does not\n"
            "fit this configuration (its init refused), 130 interrupted.\n");
 }
@@ -115,7 +117,7 @@ int lra_cmd_train(int argc, char **argv)
     const char *data_dir = NULL, *input = NULL;
     const char *key;
     static char sets[MAX_SETTINGS][256];
-    int n_sets = 0, print_config = 0, quiet = 0, resume = 0;
+    int n_sets = 0, print_config = 0, quiet = 0, resume = 0, keep_model = 0;
     char err[1024];
 
     lra_cli_load_env_plugins();
@@ -141,6 +143,8 @@ int lra_cmd_train(int argc, char **argv)
             print_config = 1;
         } else if (strcmp(a, "--resume") == 0) {
             resume = 1;
+        } else if (strcmp(a, "--keep-model") == 0) {
+            keep_model = 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             quiet = 1;
         } else {
@@ -169,8 +173,10 @@ int lra_cmd_train(int argc, char **argv)
 
     if (resume && !out) lra_usage_error("train", "--resume needs --out (the checkpoint is "
                                         "FILE.h5.ckpt)");
+    if (keep_model && !out) lra_usage_error("train", "--keep-model needs --out (the model is "
+                                            "FILE.h5.model)");
     lra_train_opts opts = {.out = out, .data_dir = data_dir, .input = input, .quiet = quiet,
-                           .resume = resume};
+                           .resume = resume, .keep_model = keep_model};
     lra_train_result res;
     lra_train_catch_signals();
     /* Joins MPI only when a launcher started us: a plain `lra train` never touches MPI. */

@@ -12,6 +12,7 @@
  */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -429,6 +430,21 @@ static int save_progress(run *x, char *err, size_t errlen)
     return lra_checkpoint_save(x->ckpt, x->m, x->best, &st, x->config_text, err, errlen);
 }
 
+/* --keep-model: the finished run's checkpoint (its best parameters, which `lra approx
+ * --checkpoint` reads, with the final optimiser state and configuration) becomes <out>.model.
+ * A new name, so that --resume never mistakes a finished run for an interrupted one. */
+static int keep_model(run *x, char *err, size_t errlen)
+{
+    char model[sizeof x->ckpt];
+    snprintf(model, sizeof model, "%s.model", x->opts->out);
+    if (save_progress(x, err, errlen) != 0) return -1;
+    if (rename(x->ckpt, model) != 0) {
+        snprintf(err, errlen, "cannot rename %s to %s: %s", x->ckpt, model, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* Speed of the training steps alone (no evaluation, logging or checkpoints) and the share of
  * the gradient allreduce, for strong-scaling comparisons (results/README.md). */
 static void record_scaling(run *x)
@@ -603,7 +619,11 @@ int lra_train_run(const lra_config *cfg, const lra_train_opts *opts, lra_train_r
         finish(&x, res);
     }
     if (flush_results(x.r, err, errlen) != 0) goto out;
-    if (res->status != LRA_RUN_INTERRUPTED && x.ckpt[0]) unlink(x.ckpt);
+    if (res->status == LRA_RUN_FINISHED && opts->keep_model && x.ckpt[0]) {
+        if (keep_model(&x, err, errlen) != 0) goto out;
+    } else if (res->status != LRA_RUN_INTERRUPTED && x.ckpt[0]) {
+        unlink(x.ckpt);
+    }
     rc = 0;
 out:
     if (rc != 0 && x.rejected) {

@@ -20,6 +20,7 @@ typedef struct lra_train_opts {
     const char *input;    /* explicit task input (file, directory, archive), or NULL */
     int quiet;            /* no progress output */
     int resume;           /* continue from <out>.ckpt when it exists */
+    int keep_model;       /* a finished run keeps its checkpoint as <out>.model */
 } lra_train_opts;
 
 typedef struct lra_train_result {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `lra approx`: exact variants have zero error; Performer's and (when it is registered)
 # KDEformer's errors fall as their sample sizes grow; the file has the documented groups and
-# attributes; a variant that rejects the shape is recorded as skipped; bad --sweep syntax is a
-# usage error. Nothing about speed is asserted.
+# attributes; a variant that rejects the shape is recorded as skipped; a model kept by
+# `lra train --keep-model` is measured through --checkpoint; bad --sweep syntax is a usage error. Nothing about speed is asserted.
 # Usage: test_approx.sh path/to/lra source_root build_root
 set -u
 LRA=$1
@@ -106,6 +106,22 @@ check "landmarks=512 recorded as skipped" \
     "[ '$(attr /approx/nystrom/landmarks=512 status)' = skipped ]"
 check "skipped point has a reason" "[ -n '$(attr /approx/nystrom/landmarks=512 reason)' ]"
 check "landmarks=8 measured" "[ '$(attr /approx/nystrom/landmarks=8 status)' = ok ]"
+
+# --- trained weights: a finished run kept with --keep-model is measured through --checkpoint ---
+expect 0 "train --keep-model finishes" "$LRA" train --task synthetic --attn softmax \
+    --preset quick --steps 12 --set seq_len=128 --set eval_every=6 --quiet \
+    --out "$TMP/run.h5" --keep-model
+check "the finished run kept FILE.h5.model, not FILE.h5.ckpt" \
+    "[ -s '$TMP/run.h5.model' ] && [ ! -e '$TMP/run.h5.ckpt' ]"
+expect 0 "approx reads the kept model" "$LRA" approx --task synthetic --len 128 --batch 2 \
+    --quiet --attn softmax,performer --checkpoint "$TMP/run.h5.model" --out "$TMP/trained.h5"
+check "source is the checkpoint" "[ '$(attr / source "$TMP/trained.h5")' = checkpoint ]"
+check "trained performer measured" \
+    "[ '$(attr /approx/performer/default status "$TMP/trained.h5")' = ok ]"
+val=$(attr /approx/softmax/default frob_mean "$TMP/trained.h5")
+check "softmax on trained weights: frob_mean = $val <= 1e-5" "lt '$val' 1e-5 || [ '$val' = 0 ]"
+expect 2 "--keep-model without --out is a usage error" "$LRA" train --task synthetic \
+    --attn softmax --preset quick --steps 1 --keep-model
 
 # --- usage errors ------------------------------------------------------------------------------
 for bad_sweep in features features= =16 features=16,,64 nosuch=1 features=abc; do
