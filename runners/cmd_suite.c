@@ -54,6 +54,7 @@ typedef struct sweep {
     const char *sets[128];
     int n_sets;
     int quiet;
+    int keep_model;    /* pass --keep-model: finished runs keep <run>.h5.model */
     /* Set under an MPI launcher (see the header): */
     int launched;      /* scrub the launcher's environment and set PDEATHSIG in children */
     int guard;         /* hold <run>.h5.lock while a cell runs */
@@ -70,7 +71,7 @@ static void help(void)
 {
     printf("usage: lra suite --preset P [--tasks T,T|all] [--attn A,A|all] [--seeds N]\n"
            "                 [--out-dir DIR] [--set key=value]... [--threads N]\n"
-           "                 [--data-dir DIR] [--quiet]\n\n"
+           "                 [--data-dir DIR] [--keep-model] [--quiet]\n\n"
            "Trains every listed variant on every listed task for seeds 1..N, each run in its\n"
            "own process, writing DIR/<task>/<variant>/seed<N>.h5 (default DIR:\n"
            "results/<preset>). Runs that already finished, diverged or were skipped are not\n"
@@ -84,7 +85,9 @@ static void help(void)
            "killing a rank loses no finished run; rerun the same command to finish the rest.\n\n"
            "  --tasks   default: all LRA tasks (not synthetic)\n"
            "  --attn    default: all registered variants\n"
-           "  --seeds   default 1\n");
+           "  --seeds   default 1\n"
+           "  --keep-model  each finished run keeps its model as <run>.h5.model (for\n"
+           "                'lra approx --checkpoint')\n");
 }
 
 /* Splits a comma-separated list in place. */
@@ -223,6 +226,7 @@ static int run_child(const sweep *w, const char *task, const char *attn, int see
     if (w->threads) argv[n++] = "--threads", argv[n++] = w->threads;
     if (w->data_dir) argv[n++] = "--data-dir", argv[n++] = w->data_dir;
     if (w->quiet) argv[n++] = "--quiet";
+    if (w->keep_model) argv[n++] = "--keep-model";
     for (int i = 0; i < w->n_sets; i++) argv[n++] = "--set", argv[n++] = w->sets[i];
     argv[n] = NULL;
     fflush(NULL);
@@ -385,6 +389,8 @@ int lra_cmd_suite(int argc, char **argv)
             w.sets[w.n_sets++] = v;
         } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
             w.quiet = 1;
+        } else if (!strcmp(argv[i], "--keep-model")) {
+            w.keep_model = 1;
         } else {
             lra_usage_error("suite", "unexpected argument '%s'", argv[i]);
         }

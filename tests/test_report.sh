@@ -27,6 +27,11 @@ SMALL=(--set steps=20 --set seq_len=32 --set task.n_train=200 --set task.n_val=5
 # A variant that refuses the configuration: recorded by the suite as skipped, with its reason.
 "$LRA" suite --preset quick --tasks synthetic --attn linformer --seeds 1 --out-dir "$TMP/r" \
     "${SMALL[@]}" --set attn.init=identity --set attn.k=8 >>"$TMP/suite.out" 2>>"$TMP/suite.log"
+# --keep-model reaches the runs: each finished run keeps its model next to its results.
+"$LRA" suite --preset quick --tasks synthetic --attn linear --seeds 1 --out-dir "$TMP/k" \
+    "${SMALL[@]}" --keep-model >/dev/null 2>>"$TMP/suite.log"
+KEPT=$TMP/k/synthetic/linear/seed1.h5
+check "suite --keep-model keeps the finished run's model" test -s "$KEPT.model" -a ! -e "$KEPT.ckpt"
 
 # The benchmark part runs only once `lra bench` exists (it was a placeholder for a while).
 have_bench=1
