@@ -9,20 +9,9 @@
 # Usage: test_mpi_resume.sh path/to/lra
 set -u
 LRA=$1
-MPIRUN=$(command -v mpirun) || { echo "FAIL: mpirun not found"; exit 1; }
-TMP=$(mktemp -d)
-MP=""
-cleanup() { [ -n "$MP" ] && kill -9 "$MP" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Shared memory without cross-memory attach: containers often forbid the ptrace it needs.
-export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-MPI=("$MPIRUN" --oversubscribe --bind-to none -np 2)
-passed=0
-failed=0
-check() { if eval "$2"; then echo "PASS: $1"; passed=$((passed + 1)); else
-    echo "FAIL: $1"; failed=$((failed + 1)); fi; }
+# shellcheck source=tests/mpi_common.sh
+. "$(dirname "$0")/mpi_common.sh"
+MPI+=(-np 2)
 G=/synthetic/softmax/seed1
 attr() { h5dump -m '%.17g' -a "$G/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
 curve() { h5dump -m '%.17g' -d "$G/$2" "$1" 2>/dev/null | sed -n '/DATA/,/}/p'; }

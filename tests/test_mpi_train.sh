@@ -18,19 +18,8 @@
 #     same -np 2 run compared with a single process without dropout.
 set -u
 LRA=$1
-MPIRUN=$(command -v mpirun) || { echo "FAIL: mpirun not found"; exit 1; }
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-# Root in CI containers; loopback only; two ranks on whatever cores there are.
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# Shared memory without cross-memory attach: containers often forbid the ptrace it needs.
-export OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-MPI=("$MPIRUN" --oversubscribe --bind-to none)
-passed=0
-failed=0
-check() { if eval "$2"; then echo "PASS: $1"; passed=$((passed + 1)); else
-    echo "FAIL: $1"; failed=$((failed + 1)); fi; }
+# shellcheck source=tests/mpi_common.sh
+. "$(dirname "$0")/mpi_common.sh"
 G=/synthetic/softmax/seed1
 attr() { h5dump -m '%.17g' -a "$G/$2" "$1" 2>/dev/null | sed -n 's/^ *(0): //p'; }
 # One value a line.
