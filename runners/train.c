@@ -421,13 +421,19 @@ static int validate(run *x, char *err, size_t errlen)
     return save_progress(x, err, errlen);
 }
 
-static int save_progress(run *x, char *err, size_t errlen)
+/* The checkpoint alone: parameters, best parameters, optimiser and data state, configuration. */
+static int save_checkpoint(run *x, char *err, size_t errlen)
 {
-    if (flush_results(x->r, err, errlen) != 0) return -1;
     if (!x->ckpt[0]) return 0;
     lra_train_state st = x->st;
     st.seconds = run_seconds(x);
     return lra_checkpoint_save(x->ckpt, x->m, x->best, &st, x->config_text, err, errlen);
+}
+
+static int save_progress(run *x, char *err, size_t errlen)
+{
+    if (flush_results(x->r, err, errlen) != 0) return -1;
+    return save_checkpoint(x, err, errlen);
 }
 
 /* --keep-model: the finished run's checkpoint (its best parameters, which `lra approx
@@ -437,7 +443,7 @@ static int keep_model(run *x, char *err, size_t errlen)
 {
     char model[sizeof x->ckpt];
     snprintf(model, sizeof model, "%s.model", x->opts->out);
-    if (save_progress(x, err, errlen) != 0) return -1;
+    if (save_checkpoint(x, err, errlen) != 0) return -1; /* the results were just flushed */
     if (rename(x->ckpt, model) != 0) {
         snprintf(err, errlen, "cannot rename %s to %s: %s", x->ckpt, model, strerror(errno));
         return -1;
